@@ -1,0 +1,40 @@
+"""Liveness, readiness and metrics: the endpoints orchestrators and Prometheus poll."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from gateway.api.auth import authenticate
+from gateway.api.problems import Problem
+from gateway.services import Services
+from outbox.errors import StoreError
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers (no key needed)")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: database reachable and migrated (no key needed)")
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    try:
+        current = await run_in_threadpool(services.store.schema_is_current)
+    except StoreError as exc:
+        raise Problem(503, "not-ready", "Not ready", f"database unreachable: {exc}") from None
+    if not current:
+        raise Problem(503, "not-ready", "Not ready", "database schema is not current: run `credit-gateway migrate`")
+    return JSONResponse({"status": "ready", "database": "ok", "schema": "current"})
+
+
+@router.get("/metrics", summary="Prometheus metrics (a key is needed when metrics_require_key is set)")
+async def metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    if services.settings.metrics_require_key:
+        await authenticate(request)
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,219 @@
+"""The ingest half of the contract: post records (one or a batch), withdraw them, and look at them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from gateway.api.auth import Principal, authenticate, forbid
+from gateway.api.problems import Problem, invalid
+from gateway.clock import local_date
+from gateway.intake import Checked, check_batch, check_one, read_json
+from gateway.services import Services
+from outbox.ingest import Stored
+from outbox.store import AtomicBatchRefused
+from schemas.enums import Kind, WithdrawReason
+from schemas.errors import FieldError, from_pydantic
+from schemas.records import MODELS
+
+router = APIRouter(prefix="/api/v1", tags=["records"])
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+KIND_HELP = "licences (行政许可), penalties (行政处罚), commitments (信用承诺), list-changes (红黑名单变更)"
+
+
+def _kind(value: str) -> Kind:
+    try:
+        return Kind.from_code(value)
+    except ValueError:
+        raise Problem(
+            404, "unknown-kind", "No such record kind", f"{value!r} is not a record kind; use one of: {KIND_HELP}"
+        ) from None
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _withdrawn_error(field: str) -> FieldError:
+    return FieldError(
+        field, "record_withdrawn", "this record was withdrawn and takes no new content; ask the credit office to review"
+    )
+
+
+def _single_body(stored: Stored) -> dict[str, Any]:
+    return {
+        "id": stored.record_id,
+        "source_id": stored.source_id,
+        "version": stored.version,
+        "status": stored.status,
+        "deliveries": stored.deliveries,
+    }
+
+
+@router.post(
+    "/{kind}",
+    summary="Post one record (new, correction, or an identical repeat)",
+    responses={
+        201: {"description": "stored as a new record or a new version"},
+        200: {"description": "identical to the current version: nothing changed"},
+        409: {"description": "the record was withdrawn"},
+        422: {"description": "the record breaks a rule"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"oneOf": [{"$ref": f"#/components/schemas/{m.__name__}"} for m in MODELS.values()]}
+                }
+            },
+        }
+    },
+)
+async def post_record(kind: str, request: Request, principal: PrincipalDep) -> Response:
+    k = _kind(kind)
+    if not principal.may_send(k):
+        raise forbid(principal, f"send {k.value}")
+    services: Services = request.app.state.services
+    data = await read_json(request, services.settings.max_body_bytes)
+    incoming = check_one(k, data, local_date(services.clock))
+    if isinstance(incoming, list):
+        services.metrics.rejected(k, 1)
+        raise invalid(incoming)
+    [stored] = await run_in_threadpool(services.ingest, principal, k, [incoming], False)
+    if stored.status == "withdrawn":
+        raise Problem(
+            409,
+            "record-withdrawn",
+            "The record was withdrawn",
+            f"{k.value} {stored.source_id!r} was withdrawn; it takes no new content",
+            errors=[_withdrawn_error("source_id")],
+        )
+    return _json(_single_body(stored), 201 if stored.status in ("created", "updated") else 200)
+
+
+@router.post(
+    "/{kind}/batch",
+    summary="Post up to 1000 records; per-item results (atomic=true: all or none)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": {"items": {"type": "array", "maxItems": 1000, "items": {"type": "object"}}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def post_batch(
+    kind: str,
+    request: Request,
+    principal: PrincipalDep,
+    atomic: Annotated[bool, Query(description="store all items or none (422 if any is refused)")] = False,
+) -> Response:
+    k = _kind(kind)
+    if not principal.may_send(k):
+        raise forbid(principal, f"send {k.value}")
+    services: Services = request.app.state.services
+    body = await read_json(request, services.settings.max_body_bytes)
+    checked = await run_in_threadpool(
+        check_batch, k, body, local_date(services.clock), services.settings.max_batch_items
+    )
+    if checked.refused:
+        services.metrics.rejected(k, len(checked.refused))
+    if atomic and checked.refused:
+        raise invalid(
+            [e for i in sorted(checked.refused) for e in checked.refused[i]],
+            f"{len(checked.refused)} item(s) refused; atomic batch: nothing was stored",
+        )
+    try:
+        stored = await run_in_threadpool(services.ingest, principal, k, [i for _, i in checked.accepted], atomic)
+    except AtomicBatchRefused as exc:
+        index_of = {inc.canonical.source_id: idx for idx, inc in checked.accepted}
+        raise invalid(
+            [
+                _withdrawn_error(f"items[{index_of[s.source_id]}].source_id")
+                for s in exc.results
+                if s.status == "withdrawn"
+            ],
+            "an item names a withdrawn record; atomic batch: nothing was stored",
+        ) from None
+    return _json({"results": _batch_results(checked, stored)})
+
+
+def _batch_results(checked: Checked, stored: list[Stored]) -> list[dict[str, Any]]:
+    by_index: dict[int, dict[str, Any]] = {}
+    for (index, _), s in zip(checked.accepted, stored, strict=True):
+        if s.status == "withdrawn":
+            by_index[index] = {
+                "index": index,
+                "status": "rejected",
+                "errors": [_withdrawn_error(f"items[{index}].source_id").as_dict()],
+            }
+        else:
+            by_index[index] = {"index": index, "status": s.status, "id": s.record_id, "version": s.version}
+    for index, errors in checked.refused.items():
+        by_index[index] = {"index": index, "status": "rejected", "errors": [e.as_dict() for e in errors]}
+    for index, original in checked.echoes.items():
+        echo = dict(by_index[original], index=index)
+        if echo["status"] != "rejected":
+            echo["status"] = "unchanged"
+        by_index[index] = echo
+    return [by_index[i] for i in sorted(by_index)]
+
+
+class WithdrawBody(BaseModel):
+    reason: WithdrawReason = Field(description="revoked | credit_repair | period_ended | other")
+    note: str | None = Field(default=None, max_length=1000)
+
+
+@router.post("/{kind}/{source_id}/withdraw", summary="Withdraw a record from every target that holds it")
+async def withdraw(kind: str, source_id: str, request: Request, principal: PrincipalDep) -> Response:
+    k = _kind(kind)
+    if not (principal.may_send(k) or principal.role == "operator"):
+        raise forbid(principal, f"withdraw {k.value}")
+    services: Services = request.app.state.services
+    data = await read_json(request, services.settings.max_body_bytes)
+    try:
+        body = WithdrawBody.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(from_pydantic(exc)) from None
+    system = principal.name if principal.role == "source" else request.query_params.get("source_system")
+    result = await run_in_threadpool(services.withdraw, principal, k, source_id, body, system)
+    return _json(
+        {
+            "id": result.record_id,
+            "source_id": source_id,
+            "version": result.version,
+            "status": "already_withdrawn" if result.already else "withdrawn",
+            "deliveries": result.deliveries,
+        }
+    )
+
+
+@router.get("/{kind}/{source_id}", summary="A record: current content, versions, deliveries and attempts")
+async def get_record(
+    kind: str,
+    source_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    source_system: Annotated[str | None, Query(description="operators: which source system's record")] = None,
+) -> Response:
+    k = _kind(kind)
+    if not principal.may_read(k):
+        raise forbid(principal, f"read {k.value}")
+    services: Services = request.app.state.services
+    system = principal.name if principal.role == "source" else source_system
+    view = await run_in_threadpool(services.store.record_view, k, source_id, system)
+    return _json(view)

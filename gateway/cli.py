@@ -1,0 +1,155 @@
+"""The ``credit-gateway`` command: run the gateway, migrate its database, manage API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway import logs
+from gateway.clock import SystemClock
+from gateway.settings import Settings
+from outbox.errors import StoreError
+from schemas.enums import Kind
+
+app = typer.Typer(
+    help="credit-gateway: delivers the bureau's credit records to the credit platforms and proves the 公示率.\n\n"
+    "Configuration comes from CREDIT_GATEWAY_* environment variables (and .env); see the README.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed; shown once).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _store(settings: Settings):  # type: ignore[no-untyped-def]
+    from gateway.app import make_store
+
+    return make_store(settings)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on [default: CREDIT_GATEWAY_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on [default: CREDIT_GATEWAY_PORT or 8600]")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs), after migrating the database to the newest schema."""
+    import uvicorn
+
+    from gateway.app import build_app
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    store = _store(settings)
+    try:
+        store.migrate()
+    except StoreError as exc:
+        raise _fail(exc) from None
+    application = build_app(settings, store=store)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database (CREDIT_GATEWAY_DATABASE_URL) to the newest schema version."""
+    store = _store(_settings())
+    try:
+        revision = store.migrate()
+    except StoreError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"database at schema revision {revision}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="for a source key, the source system it speaks for (its records' owner)")],
+    role: Annotated[str, typer.Option(help="source (posts records) or operator (operator actions, reads all)")],
+    kinds: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated kinds a source key may send "
+            "(licences,penalties,commitments,list-changes); default all"
+        ),
+    ] = None,
+) -> None:
+    """Create an API key. The key is printed once, alone on the last line; only its hash is stored."""
+    if role not in ("source", "operator"):
+        raise _fail(ValueError("--role must be source or operator"))
+    chosen: tuple[str, ...] | None = None
+    if kinds:
+        try:
+            chosen = tuple(Kind.from_code(k.strip()).value for k in kinds.split(",") if k.strip())
+        except ValueError:
+            raise _fail(ValueError(f"--kinds takes {', '.join(k.value for k in Kind)}")) from None
+    store = _store(_settings())
+    try:
+        store.migrate()
+        key, info = store.create_key(name=name, role=role, kinds=chosen, actor="cli", now=SystemClock().now())
+    except StoreError as exc:
+        raise _fail(exc) from None
+    err.print(
+        f"created {info.role} key {info.prefix}… for {info.name!r} "
+        f"(kinds: {', '.join(info.kinds) if info.kinds else 'all'}); store it now, it is not shown again:"
+    )
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (name, role, kinds, prefix, created, revoked); never the keys themselves."""
+    try:
+        found = _store(_settings()).list_keys()
+    except StoreError as exc:
+        raise _fail(exc) from None
+    table = Table("prefix", "name", "role", "kinds", "created", "revoked")
+    for k in found:
+        table.add_row(
+            k.prefix,
+            k.name,
+            k.role,
+            ",".join(k.kinds) if k.kinds else "all",
+            k.created_at.isoformat(timespec="seconds"),
+            k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix as `keys list` shows it")]) -> None:
+    """Revoke a key; requests with it fail within key_cache_seconds."""
+    try:
+        count = _store(_settings()).revoke_key(prefix=prefix, actor="cli", now=SystemClock().now())
+    except StoreError as exc:
+        raise _fail(exc) from None
+    if not count:
+        raise _fail(ValueError(f"no active key with prefix {prefix!r}"))
+    typer.echo(f"revoked {count} key(s)")
+
+
+def main() -> None:
+    app()

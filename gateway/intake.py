@@ -1,0 +1,114 @@
+"""From request bytes to validated records: size limit, JSON, the domain's rules, duplicates within a batch.
+
+Everything here runs before the store is touched, so a refused request writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.api.problems import Problem
+from outbox.ingest import Incoming
+from schemas.enums import Kind
+from schemas.errors import FieldError, under
+from schemas.validation import Canonical, validate
+
+JSON_TYPES = ("application/json", "application/problem+json")
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON values, refusing oversized bodies before reading them in full."""
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media not in JSON_TYPES and not media.endswith("+json"):
+        raise Problem(
+            415, "unsupported-media-type", "Send JSON", f"Content-Type must be application/json, got {media!r}"
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(
+            400,
+            "malformed-json",
+            "The body is not valid JSON",
+            str(exc),
+            errors=[FieldError("", "malformed_json", str(exc))],
+        ) from None
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413, "body-too-large", "The body is too large", f"request bodies are limited to {limit} bytes; split the batch"
+    )
+
+
+@dataclass(slots=True)
+class Checked:
+    """A batch after validation: what may be stored, and what was refused with which reasons."""
+
+    accepted: list[tuple[int, Incoming]] = field(default_factory=list)
+    refused: dict[int, list[FieldError]] = field(default_factory=dict)
+    # Repeats of an earlier item with the same content: answered with that item's result.
+    echoes: dict[int, int] = field(default_factory=dict)
+
+
+def check_one(kind: Kind, data: Any, today: dt.date) -> Incoming | list[FieldError]:
+    result = validate(kind, data, today=today)
+    if isinstance(result, Canonical):
+        return Incoming(result, data)
+    return result
+
+
+def check_batch(kind: Kind, body: Any, today: dt.date, max_items: int) -> Checked:
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise Problem(
+            422,
+            "validation-failed",
+            'A batch is {"items": [record, ...]}',
+            "the body must be an object with an 'items' list",
+            errors=[FieldError("items", "required", "must be a list of records")],
+        )
+    items: list[Any] = body["items"]
+    if len(items) > max_items:
+        raise Problem(
+            413,
+            "batch-too-large",
+            "Too many items",
+            f"a batch holds at most {max_items} items, got {len(items)}",
+            errors=[FieldError("items", "too_many_items", f"at most {max_items} items")],
+        )
+    checked = Checked()
+    first: dict[str, tuple[int, str]] = {}  # source_id -> (index, content hash) of its first valid occurrence
+    for index, data in enumerate(items):
+        result = check_one(kind, data, today)
+        if isinstance(result, list):
+            checked.refused[index] = under(f"items[{index}]", result)
+            continue
+        sid, digest = result.canonical.source_id, result.canonical.content_hash
+        if sid not in first:
+            first[sid] = (index, digest)
+            checked.accepted.append((index, result))
+        elif first[sid][1] == digest:
+            checked.echoes[index] = first[sid][0]
+        else:
+            checked.refused[index] = [
+                FieldError(
+                    f"items[{index}].source_id",
+                    "duplicate_source_id",
+                    f"source_id {sid!r} already appears at items[{first[sid][0]}] with other content; "
+                    "send one version per batch",
+                )
+            ]
+    return checked

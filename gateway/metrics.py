@@ -1,0 +1,34 @@
+"""Prometheus metrics, on a registry of the app's own so several apps (tests) never collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from schemas.enums import Kind
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.ingested = Counter(
+            "credit_gateway_ingested_items",
+            "Records posted by sources, by kind and result",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        self.ingest_seconds = Histogram(
+            "credit_gateway_ingest_transaction_seconds",
+            "Time spent in the ingest transaction",
+            ["kind"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self.withdrawals = Counter(
+            "credit_gateway_withdrawals",
+            "Records withdrawn, by kind and reason",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
+
+    def rejected(self, kind: Kind, count: int) -> None:
+        self.ingested.labels(kind.value, "rejected").inc(count)

@@ -1,0 +1,127 @@
+"""Configuration: one validated pydantic-settings object, from ``CREDIT_GATEWAY_*`` variables and ``.env``.
+
+Nested names use ``__`` (``CREDIT_GATEWAY_TARGETS__NATIONAL__BASE_URL``). The credential defaults are the
+sandbox's documented demo credentials so ``serve`` and ``sandbox`` work together out of the box; with
+``CREDIT_GATEWAY_ENVIRONMENT=production`` any demo secret left in place stops the gateway at start.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from schemas.enums import Kind
+
+SANDBOX_URL = "http://127.0.0.1:8700"
+ALL_KINDS = tuple(Kind)
+
+
+def _kinds(value: Any) -> Any:
+    """Accept ``licences,penalties`` as well as a JSON list from the environment."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+KindList = Annotated[list[Kind], NoDecode, BeforeValidator(_kinds)]
+
+
+class TargetSettings(BaseModel):
+    """What every target has: where it lives, whether it is on, which kinds it receives, how to talk to it."""
+
+    enabled: bool = True
+    base_url: str
+    kinds: KindList = Field(default_factory=lambda: list(ALL_KINDS))
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    batch_size: int = Field(default=500, ge=1, le=500)
+    rate_limit_per_second: float | None = Field(default=None, gt=0)
+
+    def demo_secrets(self) -> list[str]:
+        return []
+
+
+class NationalSettings(TargetSettings):
+    base_url: str = f"{SANDBOX_URL}/national"
+    app_key: str = "demo-national"
+    app_secret: SecretStr = SecretStr("demo-national-secret")
+
+    def demo_secrets(self) -> list[str]:
+        return ["app_secret"] if self.app_secret.get_secret_value() == "demo-national-secret" else []
+
+
+class ProvincialSettings(TargetSettings):
+    base_url: str = f"{SANDBOX_URL}/provincial"
+    sender: str = "431200-ZJJ"
+    sm3_key: SecretStr = SecretStr("demo-provincial-sm3-key")
+
+    def demo_secrets(self) -> list[str]:
+        return ["sm3_key"] if self.sm3_key.get_secret_value() == "demo-provincial-sm3-key" else []
+
+
+class MunicipalSettings(TargetSettings):
+    base_url: str = f"{SANDBOX_URL}/municipal"
+    batch_size: int = Field(default=200, ge=1, le=200)
+    client_id: str = "demo-municipal"
+    client_secret: SecretStr = SecretStr("demo-municipal-secret")
+
+    def demo_secrets(self) -> list[str]:
+        return ["client_secret"] if self.client_secret.get_secret_value() == "demo-municipal-secret" else []
+
+
+class PortalSettings(TargetSettings):
+    base_url: str = f"{SANDBOX_URL}/portal"
+    kinds: KindList = Field(default_factory=lambda: [Kind.LICENCE, Kind.PENALTY])
+    batch_size: int = Field(default=50, ge=1, le=500)
+    token: SecretStr = SecretStr("demo-portal-token")
+
+    def demo_secrets(self) -> list[str]:
+        return ["token"] if self.token.get_secret_value() == "demo-portal-token" else []
+
+
+class Targets(BaseModel):
+    national: NationalSettings = Field(default_factory=NationalSettings)
+    provincial: ProvincialSettings = Field(default_factory=ProvincialSettings)
+    municipal: MunicipalSettings = Field(default_factory=MunicipalSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
+
+    def items(self) -> list[tuple[str, TargetSettings]]:
+        return [(name, getattr(self, name)) for name in ("national", "provincial", "municipal", "portal")]
+
+    def routes(self) -> dict[Kind, tuple[str, ...]]:
+        """Which enabled targets receive each kind: the fan-out of every ingest."""
+        return {kind: tuple(n for n, t in self.items() if t.enabled and kind in t.kinds) for kind in Kind}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CREDIT_GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///./credit-gateway.db"
+    db_pool_size: int = Field(default=16, ge=1, le=200)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8600, ge=1, le=65535)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_batch_items: int = Field(default=1000, ge=1, le=1000)
+    key_cache_seconds: float = Field(default=30.0, ge=0)
+    metrics_require_key: bool = False
+    timezone: str = "Asia/Shanghai"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    targets: Targets = Field(default_factory=Targets)
+
+    @model_validator(mode="after")
+    def _no_demo_secrets_in_production(self) -> Settings:
+        if self.environment == "production":
+            left = [f"targets.{name}.{s}" for name, t in self.targets.items() if t.enabled for s in t.demo_secrets()]
+            if left:
+                raise ValueError(f"production refuses the sandbox's demo credentials: set {', '.join(left)}")
+        return self

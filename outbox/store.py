@@ -1,0 +1,125 @@
+"""The outbox as the rest of the gateway sees it: each call is one transaction on the ``Database``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outbox import ingest as ingest_tx
+from outbox import keys, migrate, views, withdrawals
+from outbox.database import Database
+from outbox.ingest import Actor, Incoming, Stored
+from outbox.tables import audit_event
+from schemas.enums import Kind, WithdrawReason
+
+
+class AtomicBatchRefused(Exception):
+    """An all-or-nothing batch had an item the store refused; nothing was written."""
+
+    def __init__(self, results: list[Stored]) -> None:
+        super().__init__("atomic batch refused")
+        self.results = results
+
+
+class Store:
+    def __init__(self, db: Database, routes: Mapping[Kind, Sequence[str]]) -> None:
+        self.db = db
+        self.routes = {kind: tuple(targets) for kind, targets in routes.items()}
+
+    def ingest(
+        self,
+        *,
+        source_system: str,
+        kind: Kind,
+        items: Sequence[Incoming],
+        actor: Actor,
+        now: dt.datetime,
+        atomic: bool = False,
+    ) -> list[Stored]:
+        def work(conn: Connection) -> list[Stored]:
+            results = ingest_tx.ingest(
+                conn,
+                source_system=source_system,
+                kind=kind,
+                items=items,
+                targets=self.routes.get(kind, ()),
+                actor=actor,
+                now=now,
+            )
+            if atomic and any(r.status == "withdrawn" for r in results):
+                raise AtomicBatchRefused(results)
+            return results
+
+        return self.db.transact(work)
+
+    def withdraw(
+        self,
+        *,
+        source_system: str,
+        kind: Kind,
+        source_id: str,
+        reason: WithdrawReason,
+        note: str | None,
+        actor: Actor,
+        now: dt.datetime,
+    ) -> withdrawals.Withdrawal:
+        return self.db.transact(
+            lambda conn: withdrawals.withdraw(
+                conn,
+                source_system=source_system,
+                kind=kind,
+                source_id=source_id,
+                reason=reason,
+                note=note,
+                actor=actor,
+                now=now,
+            )
+        )
+
+    def record_view(self, kind: Kind, source_id: str, source_system: str | None) -> dict[str, Any]:
+        return self.db.read(lambda conn: views.record_view(conn, kind, source_id, source_system))
+
+    def source_system_of(self, kind: Kind, source_id: str) -> str:
+        """The source system of the only record with this kind and source_id (operators may omit it)."""
+        return str(self.db.read(lambda conn: views.find_record(conn, kind, source_id, None).source_system))
+
+    def audit(
+        self, actor: Actor, action: str, now: dt.datetime, *, kind: Kind | None = None, detail: dict[str, Any]
+    ) -> None:
+        """Record an action that wrote nothing else (a refused request, say)."""
+        self.db.transact(
+            lambda conn: conn.execute(
+                sa.insert(audit_event).values(
+                    at=now,
+                    actor=actor.name,
+                    role=actor.role,
+                    action=action,
+                    kind=kind.value if kind else None,
+                    detail=detail,
+                )
+            )
+        )
+
+    def create_key(
+        self, *, name: str, role: str, kinds: tuple[str, ...] | None, actor: str, now: dt.datetime
+    ) -> tuple[str, keys.KeyInfo]:
+        return self.db.transact(lambda conn: keys.create(conn, name=name, role=role, kinds=kinds, actor=actor, now=now))
+
+    def lookup_key(self, key: str) -> keys.KeyInfo | None:
+        return self.db.read(lambda conn: keys.lookup(conn, key))
+
+    def list_keys(self) -> list[keys.KeyInfo]:
+        return self.db.read(keys.list_keys)
+
+    def revoke_key(self, *, prefix: str, actor: str, now: dt.datetime) -> int:
+        return self.db.transact(lambda conn: keys.revoke(conn, prefix=prefix, actor=actor, now=now))
+
+    def migrate(self) -> str:
+        return migrate.upgrade(self.db)
+
+    def schema_is_current(self) -> bool:
+        return migrate.is_current(self.db)

@@ -1,0 +1,189 @@
+"""The outbox schema as SQLModel tables; the Alembic migrations in ``outbox/migrations`` create exactly this.
+
+Design notes (why, not what):
+
+* ``delivery`` is the work queue. Workers lease due rows with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL) or a
+  conditional update (SQLite), filtering on ``state`` and ``target`` and ordering on ``next_attempt_at``. The
+  lease index is *partial* (only ``pending``/``retry_wait`` rows), so millions of published rows never enter it
+  and the lease query stays an index range scan however much history piles up. In-flight leases and awaited
+  business results get partial indexes of their own for the reaper and the result poller.
+* ``record`` carries ``current_version`` and ``content_hash`` so that an identical re-post is answered from one
+  row, and a unique (source_system, kind, source_id) key makes concurrent first posts collapse into one record.
+  ``record_version`` has a unique (record_id, version): two versions with one number cannot exist.
+* ``audit_event`` is append-only; the migration installs triggers that refuse UPDATE and DELETE.
+* Timestamps are stored in UTC (``UtcDateTime``) and come back timezone-aware on both databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which has no time zones) as on PostgreSQL."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite's rowid alias must be INTEGER
+
+
+def _id() -> Any:
+    return Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.JSON(), nullable=True))
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = _id()
+    name: str = Field(max_length=64, index=True)  # the source system a source key speaks for
+    role: str = Field(max_length=16)
+    kinds: list[str] | None = _json()  # None: every kind
+    key_hash: str = Field(max_length=64, unique=True)
+    key_prefix: str = Field(max_length=16)
+    created_at: dt.datetime = _ts()
+    revoked_at: dt.datetime | None = _ts(nullable=True)
+
+
+class Record(SQLModel, table=True):
+    __tablename__ = "record"
+    __table_args__ = (
+        sa.UniqueConstraint("source_system", "kind", "source_id", name="uq_record_business_key"),
+        sa.Index("ix_record_decided_on", "decided_on"),
+    )
+
+    id: int | None = _id()
+    kind: str = Field(max_length=16)
+    source_system: str = Field(max_length=64)
+    source_id: str = Field(max_length=64)
+    current_version: int
+    content_hash: str = Field(max_length=64)
+    department: str = Field(max_length=64)
+    decided_on: dt.date
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+    withdrawn_at: dt.datetime | None = _ts(nullable=True)
+    withdraw_reason: str | None = Field(default=None, max_length=16)
+    withdraw_note: str | None = Field(default=None, max_length=1000)
+
+
+class RecordVersion(SQLModel, table=True):
+    __tablename__ = "record_version"
+    __table_args__ = (sa.UniqueConstraint("record_id", "version", name="uq_record_version"),)
+
+    id: int | None = _id()
+    record_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("record.id"), nullable=False))
+    version: int
+    content_hash: str = Field(max_length=64)
+    content: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))  # normalised, what is sent
+    submitted: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))  # exactly what arrived
+    received_at: dt.datetime = _ts()
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "delivery"
+    __table_args__ = (
+        sa.Index(
+            "ix_delivery_due",
+            "target",
+            "next_attempt_at",
+            postgresql_where=sa.text("state IN ('pending', 'retry_wait')"),
+            sqlite_where=sa.text("state IN ('pending', 'retry_wait')"),
+        ),
+        sa.Index(
+            "ix_delivery_leased",
+            "lease_expires_at",
+            postgresql_where=sa.text("state = 'in_flight'"),
+            sqlite_where=sa.text("state = 'in_flight'"),
+        ),
+        sa.Index(
+            "ix_delivery_awaiting",
+            "target",
+            "next_attempt_at",
+            postgresql_where=sa.text("state = 'awaiting_result'"),
+            sqlite_where=sa.text("state = 'awaiting_result'"),
+        ),
+        sa.Index("ix_delivery_record", "record_id", "target"),
+    )
+
+    id: int | None = _id()
+    record_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("record.id"), nullable=False))
+    version: int
+    target: str = Field(max_length=16)
+    operation: str = Field(max_length=8)
+    state: str = Field(max_length=16)
+    idempotency_key: str = Field(max_length=64, unique=True)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _ts()
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: dt.datetime | None = _ts(nullable=True)
+    receipt_id: str | None = Field(default=None, max_length=128)
+    due_date: dt.date | None = None
+    published_at: dt.datetime | None = _ts(nullable=True)
+    last_code: str | None = Field(default=None, max_length=32)
+    last_message: str | None = Field(default=None, max_length=2000)
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class Attempt(SQLModel, table=True):
+    __tablename__ = "attempt"
+
+    id: int | None = _id()
+    delivery_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("delivery.id"), nullable=False, index=True))
+    at: dt.datetime = _ts()
+    duration_ms: int
+    outcome: str = Field(max_length=24)
+    code: str | None = Field(default=None, max_length=32)
+    message: str | None = Field(default=None, max_length=2000)
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    __table_args__ = (sa.Index("ix_audit_subject", "kind", "source_id"),)
+
+    id: int | None = _id()
+    at: dt.datetime = _ts(index=True)
+    actor: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    action: str = Field(max_length=32)
+    kind: str | None = Field(default=None, max_length=16)
+    source_id: str | None = Field(default=None, max_length=64)
+    record_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
+    detail: dict[str, Any] | None = _json()
+
+
+api_key = SQLModel.metadata.tables["api_key"]
+record = SQLModel.metadata.tables["record"]
+record_version = SQLModel.metadata.tables["record_version"]
+delivery = SQLModel.metadata.tables["delivery"]
+attempt = SQLModel.metadata.tables["attempt"]
+audit_event = SQLModel.metadata.tables["audit_event"]
+metadata = SQLModel.metadata

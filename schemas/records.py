@@ -1,0 +1,181 @@
+"""The four canonical record kinds of CONTRACT.md, field for field, with the national standard's lengths.
+
+The models hold shape and per-field rules (types, enumerations, lengths, identifier check digits). Rules that
+tie fields together (an identifier required by the counterpart's category, date order, a fine amount required by
+the ``fine`` category) live in ``schemas.rules`` so that each error can name the exact field it is about.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from schemas.enums import (
+    CommitmentType,
+    CounterpartCategory,
+    Disclosure,
+    Fulfilment,
+    IdType,
+    Kind,
+    LicenceCategory,
+    LicenceStatus,
+    ListAction,
+    ListType,
+    PenaltyCategory,
+)
+from schemas.fields import Day, IdNumber, Money, SourceId, TextField, Uscc, enum_of
+
+CategoryField = Annotated[CounterpartCategory, BeforeValidator(enum_of(CounterpartCategory))]
+IdTypeField = Annotated[IdType, BeforeValidator(enum_of(IdType))]
+LicenceCategoryField = Annotated[LicenceCategory, BeforeValidator(enum_of(LicenceCategory))]
+LicenceStatusField = Annotated[LicenceStatus, BeforeValidator(enum_of(LicenceStatus))]
+PenaltyCategoryField = Annotated[PenaltyCategory, BeforeValidator(enum_of(PenaltyCategory))]
+CommitmentTypeField = Annotated[CommitmentType, BeforeValidator(enum_of(CommitmentType))]
+FulfilmentField = Annotated[Fulfilment, BeforeValidator(enum_of(Fulfilment))]
+DisclosureField = Annotated[Disclosure, BeforeValidator(enum_of(Disclosure))]
+ListTypeField = Annotated[ListType, BeforeValidator(enum_of(ListType))]
+ListActionField = Annotated[ListAction, BeforeValidator(enum_of(ListAction))]
+
+
+class _Model(BaseModel):
+    # Unknown fields are refused: a misspelt optional field would otherwise vanish without a word.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Counterpart(_Model):
+    """行政相对人 (for commitments: the committer; for list changes: the subject)."""
+
+    name: TextField = Field(max_length=200)
+    category: CategoryField
+    uscc: Uscc | None = None
+    legal_representative: TextField | None = Field(default=None, max_length=50)
+    legal_representative_id_type: IdTypeField | None = None
+    legal_representative_id_type_other: TextField | None = Field(default=None, max_length=60)
+    legal_representative_id_number: IdNumber | None = None
+    id_type: IdTypeField | None = None
+    id_type_other: TextField | None = Field(default=None, max_length=60)
+    id_number: IdNumber | None = None
+
+
+class RecordBase(_Model):
+    """Fields common to every kind."""
+
+    kind: ClassVar[Kind]
+    source_id: SourceId
+    department: TextField = Field(max_length=64)
+    counterpart: Counterpart
+    authority: TextField = Field(max_length=200)
+    authority_uscc: Uscc
+    source_unit: TextField = Field(max_length=200)
+    source_unit_uscc: Uscc
+    remarks: TextField | None = Field(default=None, max_length=512)
+
+    @property
+    def decided_on(self) -> dt.date:
+        """The date that starts the publication deadline (MISSION.md, 公示率)."""
+        raise NotImplementedError
+
+
+class Licence(RecordBase):
+    """行政许可."""
+
+    kind: ClassVar[Kind] = Kind.LICENCE
+    document_name: TextField = Field(max_length=64)
+    document_number: TextField = Field(max_length=64)
+    licence_category: LicenceCategoryField
+    certificate_name: TextField | None = Field(default=None, max_length=64)
+    licence_number: TextField | None = Field(default=None, max_length=64)
+    content: TextField = Field(max_length=4000)
+    decision_date: Day
+    valid_from: Day
+    valid_to: Day
+    status: LicenceStatusField
+
+    @model_validator(mode="before")
+    @classmethod
+    def _licence_number_stands_in(cls, data: Any) -> Any:
+        # STANDARDS.md §1.2 #15: a decision without a document number carries its 许可编号 there.
+        if isinstance(data, dict) and not data.get("document_number") and data.get("licence_number"):
+            return {**data, "document_number": data["licence_number"]}
+        return data
+
+    @property
+    def decided_on(self) -> dt.date:
+        return self.decision_date
+
+
+class Penalty(RecordBase):
+    """行政处罚."""
+
+    kind: ClassVar[Kind] = Kind.PENALTY
+    decision_number: TextField = Field(max_length=128)
+    violation_type: TextField = Field(max_length=2000)
+    violation_facts: TextField = Field(max_length=5000)
+    legal_basis: TextField = Field(max_length=2048)
+    penalty_categories: list[PenaltyCategoryField] = Field(min_length=1, max_length=14)
+    content: TextField = Field(max_length=4000)
+    fine_amount: Money | None = None
+    confiscated_amount: Money | None = None
+    suspended_licence: TextField | None = Field(default=None, max_length=200)
+    decision_date: Day
+    valid_until: Day
+    publish_until: Day | None = None
+
+    @property
+    def decided_on(self) -> dt.date:
+        return self.decision_date
+
+
+class Commitment(RecordBase):
+    """信用承诺."""
+
+    kind: ClassVar[Kind] = Kind.COMMITMENT
+    commitment_type: CommitmentTypeField
+    matter: TextField = Field(max_length=512)
+    content: TextField = Field(max_length=4000)
+    liability: TextField = Field(max_length=4000)
+    commitment_date: Day
+    valid_until: Day | None = None
+    fulfilment: FulfilmentField
+    unfulfilled_content: TextField | None = Field(default=None, max_length=4000)
+    liability_action: TextField | None = Field(default=None, max_length=4000)
+    accepting_unit: TextField = Field(max_length=200)
+    accepting_unit_uscc: Uscc
+    disclosure: DisclosureField
+
+    @property
+    def decided_on(self) -> dt.date:
+        return self.commitment_date
+
+
+class ListChange(RecordBase):
+    """红黑名单变更: a subject put on, or taken off, a red or black list."""
+
+    kind: ClassVar[Kind] = Kind.LIST_CHANGE
+    list_type: ListTypeField = Field(alias="list")
+    list_name: TextField = Field(max_length=100)
+    action: ListActionField
+    document_number: TextField = Field(max_length=128)
+    reason: TextField = Field(max_length=2000)
+    basis: TextField = Field(max_length=2048)
+    deciding_unit: TextField = Field(max_length=200)
+    deciding_unit_uscc: Uscc
+    effective_date: Day
+    expiry_date: Day | None = None
+
+    @property
+    def decided_on(self) -> dt.date:
+        return self.effective_date
+
+
+Record = Licence | Penalty | Commitment | ListChange
+
+MODELS: dict[Kind, type[RecordBase]] = {m.kind: m for m in (Licence, Penalty, Commitment, ListChange)}
+
+
+def money_text(amount: Decimal | None) -> str | None:
+    """An amount as the platforms write it: plain decimal notation, no exponent."""
+    return None if amount is None else format(amount, "f")
