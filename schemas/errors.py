@@ -15,7 +15,6 @@ _CODES = {
     "string_too_long": "too_long",
     "string_too_short": "required",
     "too_short": "required",
-    "too_long": "too_many_items",
     "string_type": "wrong_type",
     "list_type": "wrong_type",
     "model_type": "wrong_type",
@@ -51,6 +50,13 @@ def json_path(loc: Sequence[int | str]) -> str:
     return path
 
 
+def _code(detail: ErrorDetails) -> str:
+    code = detail["type"]
+    if code == "too_long":  # pydantic uses one type for long lists and (after some validators) long strings
+        return "too_many_items" if (detail.get("ctx") or {}).get("field_type") == "List" else "too_long"
+    return _CODES.get(code, code)
+
+
 def _message(detail: ErrorDetails) -> str:
     code = detail["type"]
     ctx = detail.get("ctx") or {}
@@ -58,8 +64,8 @@ def _message(detail: ErrorDetails) -> str:
         return "is required"
     if code == "extra_forbidden":
         return "is not a field of this record kind"
-    if code == "string_too_long":
-        return f"is longer than the standard's limit of {ctx.get('max_length')} characters"
+    if code == "string_too_long" or (code == "too_long" and ctx.get("field_type") != "List"):
+        return f"is longer than the limit of {ctx.get('max_length')} characters"
     if code in {"string_too_short", "too_short"}:
         return "may not be empty"
     return str(detail["msg"])
@@ -71,7 +77,7 @@ def from_pydantic(exc: ValidationError) -> list[FieldError]:
 
 def from_detail(detail: ErrorDetails) -> FieldError:
     loc = [p for p in detail["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-    return FieldError(json_path(loc), _CODES.get(detail["type"], detail["type"]), _message(detail))
+    return FieldError(json_path(loc), _code(detail), _message(detail))
 
 
 def under(prefix: str, errors: Iterable[FieldError]) -> list[FieldError]:
