@@ -59,6 +59,15 @@ def build_app(settings: Settings, *, store: Store | None = None, clock: Clock | 
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app as each ``serve --workers N`` process builds it: settings from the environment, store of its own."""
+    from gateway import logs
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    return build_app(settings)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The generated spec plus the canonical record schemas the ingest endpoints read by hand."""
     if app.openapi_schema is None:

@@ -50,6 +50,12 @@ def serve(
         str | None, typer.Option(help="address to listen on [default: CREDIT_GATEWAY_HOST or 127.0.0.1]")
     ] = None,
     port: Annotated[int | None, typer.Option(help="port to listen on [default: CREDIT_GATEWAY_PORT or 8600]")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="HTTP worker processes [default: CREDIT_GATEWAY_WORKERS or 1]; more than one is for PostgreSQL"
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs), after migrating the database to the newest schema."""
     import uvicorn
@@ -63,15 +69,19 @@ def serve(
         store.migrate()
     except StoreError as exc:
         raise _fail(exc) from None
-    application = build_app(settings, store=store)
-    uvicorn.run(
-        application,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
+    options = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+    }
+    count = workers or settings.workers
+    if count > 1:  # each worker process builds its own app and engine from the same environment
+        store.db.dispose()
+        uvicorn.run("gateway.app:app_from_environment", factory=True, workers=count, **options)  # type: ignore[arg-type]
+    else:
+        uvicorn.run(build_app(settings, store=store), **options)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -153,3 +163,7 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix as 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

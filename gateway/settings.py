@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=32)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=1000, ge=1, le=1000)
     key_cache_seconds: float = Field(default=30.0, ge=0)

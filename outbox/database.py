@@ -34,6 +34,10 @@ class _Transient(Exception):
     """A transaction lost to a concurrent one; running it again is safe."""
 
 
+class _StaleConnection(_Transient):
+    """The pooled connection was dead (server restart, idle timeout); nothing ran, so running again is safe."""
+
+
 def normalise_url(url: str) -> URL:
     """Accept ``postgresql://`` and ``postgres://`` and use psycopg 3 for them."""
     parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
@@ -59,9 +63,9 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "FUL
         )
         _configure_sqlite(engine, sqlite_synchronous)
         return engine
-    return sa.create_engine(
-        parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800, **common
-    )
+    # No pool_pre_ping: it costs a round trip per checkout. A connection found dead is invalidated by
+    # SQLAlchemy and ``Database.transact`` runs the work again on a fresh one.
+    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, **common)
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
@@ -88,6 +92,8 @@ def translate_errors() -> Iterator[None]:
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate in _TRANSIENT_SQLSTATES or "database is locked" in str(exc.orig):
             raise _Transient(str(exc.orig)) from exc
+        if exc.connection_invalidated:  # a pooled connection the server had closed: try a fresh one
+            raise _StaleConnection(str(exc.orig)) from exc
         if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError) or _is_connect_error(exc):
             raise errors.StoreUnavailable() from exc
         raise errors.StoreError(f"database error: {type(exc.orig).__name__}: {exc.orig}") from exc
@@ -123,11 +129,24 @@ class Database:
             for attempt in retrying:
                 with attempt, self._writing() as conn:
                     return work(conn)
+        except _StaleConnection as exc:
+            raise errors.StoreUnavailable() from exc
         except _Transient as exc:
             raise errors.StoreBusy() from exc
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     def read(self, work: Callable[[Connection], T]) -> T:
+        try:
+            return self._read(work)
+        except _StaleConnection:
+            try:
+                return self._read(work)
+            except _Transient as exc:
+                raise errors.StoreUnavailable() from exc
+        except _Transient as exc:
+            raise errors.StoreBusy() from exc
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
         with translate_errors(), self.engine.connect() as conn:
             return work(conn)
 

@@ -77,6 +77,10 @@ def ingest(
     now: dt.datetime,
 ) -> list[Stored]:
     """Store ``items`` (distinct source_ids) and return one ``Stored`` per item, in the order given."""
+    if len(items) == 1 and targets and conn.dialect.name == "postgresql":
+        fresh_record = _create_in_one_statement(conn, source_system, kind, items[0], targets, actor, now)
+        if fresh_record is not None:
+            return [fresh_record]
     ordered = sorted(items, key=lambda i: i.canonical.source_id)
     created = _insert_new(conn, source_system, kind, ordered, now)
     known = _lock_known(conn, source_system, kind, [i for i in ordered if i.canonical.source_id not in created])
@@ -105,6 +109,72 @@ def ingest(
     _current_deliveries(conn, [s for s in results.values() if s.status in ("unchanged", "withdrawn")])
     _audit(conn, kind, actor, results.values(), now)
     return [results[i.canonical.source_id] for i in items]
+
+
+# The common case on PostgreSQL, a single post of a new record, in one round trip: record, version, one
+# delivery per target and the audit row as data-modifying CTEs. When the record exists the CTE inserts nothing
+# and the general path takes over. The idempotency key expression must match ``states.idempotency_key``.
+_CREATE_ONE = sa.text("""
+WITH new_record AS (
+    INSERT INTO record (kind, source_system, source_id, current_version, content_hash, department, decided_on,
+                        created_at, updated_at)
+    VALUES (:kind, :source_system, :source_id, 1, :content_hash, :department, :decided_on, :now, :now)
+    ON CONFLICT (source_system, kind, source_id) DO NOTHING
+    RETURNING id
+), new_version AS (
+    INSERT INTO record_version (record_id, version, content_hash, content, submitted, received_at)
+    SELECT id, 1, :content_hash, :content, :submitted, :now FROM new_record
+), new_deliveries AS (
+    INSERT INTO delivery (record_id, version, target, operation, state, idempotency_key, attempts,
+                          next_attempt_at, created_at, updated_at)
+    SELECT id, 1, t.target, 'publish', 'pending', 'cg-' || id || '-v1-p-' || t.target, 0, :now, :now, :now
+    FROM new_record CROSS JOIN unnest(CAST(:targets AS text[])) AS t(target)
+), audit AS (
+    INSERT INTO audit_event (at, actor, role, action, kind, source_id, record_id, detail)
+    SELECT :now, :actor, :role, 'ingest.created', :kind, :source_id, id, :detail FROM new_record
+)
+SELECT id FROM new_record
+""").bindparams(
+    sa.bindparam("now", type_=record.c.created_at.type),
+    sa.bindparam("content", type_=sa.JSON()),
+    sa.bindparam("submitted", type_=sa.JSON()),
+    sa.bindparam("detail", type_=sa.JSON()),
+    sa.bindparam("targets", type_=postgresql.ARRAY(sa.Text())),
+)
+
+
+def _create_in_one_statement(
+    conn: Connection,
+    source_system: str,
+    kind: Kind,
+    item: Incoming,
+    targets: Sequence[str],
+    actor: Actor,
+    now: dt.datetime,
+) -> Stored | None:
+    canonical = item.canonical
+    record_id = conn.execute(
+        _CREATE_ONE,
+        {
+            "kind": kind.value,
+            "source_system": source_system,
+            "source_id": canonical.source_id,
+            "content_hash": canonical.content_hash,
+            "department": canonical.record.department,
+            "decided_on": canonical.record.decided_on,
+            "now": now,
+            "content": canonical.content,
+            "submitted": item.submitted,
+            "targets": list(targets),
+            "actor": actor.name,
+            "role": actor.role,
+            "detail": {"version": 1},
+        },
+    ).scalar_one_or_none()
+    if record_id is None:
+        return None
+    pending = DeliveryState.PENDING.value
+    return Stored(canonical.source_id, "created", record_id, 1, [{"target": t, "state": pending} for t in targets])
 
 
 def _insert_new(

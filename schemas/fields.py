@@ -92,8 +92,10 @@ def _check_uscc(value: str) -> str:
 
 
 def _check_source_id(value: str) -> str:
-    if any(ch == "/" or unicodedata.category(ch).startswith("C") for ch in value):
-        raise PydanticCustomError("invalid_source_id", "source_id may not contain '/' or control characters")
+    if "/" in value or not value.isprintable():  # a source_id is a URL path segment
+        raise PydanticCustomError(
+            "invalid_source_id", "source_id may not contain '/', control characters or line breaks"
+        )
     return value
 
 

@@ -9,6 +9,7 @@ a known province code.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError as StdnumError
@@ -58,8 +59,12 @@ class IdentifierError(ValueError):
     """The identifier breaks the rule its message states."""
 
 
+@functools.lru_cache(maxsize=65536)
 def check_uscc(code: str) -> str:
-    """The code if it is a well-formed USCC with a correct GB 32100 check character."""
+    """The code if it is a well-formed USCC with a correct GB 32100 check character.
+
+    Memoised: the bureau's own code is in nearly every record, and a company's in every record about it.
+    """
     if len(code) != 18:
         raise IdentifierError(f"统一社会信用代码 must be 18 characters, got {len(code)}")
     try:

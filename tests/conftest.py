@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
-import httpx
 
 from gateway.app import build_app
 from gateway.clock import ManualClock

@@ -24,6 +24,10 @@ def make_resident_id(region: str = "431202", born: str = "19850612", seq: str = 
     return body + ric.calc_check_digit(body + "0")
 
 
+def with_wrong_check_digit(number: str) -> str:
+    return number[:-1] + ("1" if number[-1] != "1" else "2")
+
+
 def _common(source_id: str) -> dict[str, Any]:
     return {
         "source_id": source_id,

@@ -44,12 +44,19 @@ class KeyCache:
         self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> KeyInfo | None:
-        now = time.monotonic()
+    def cached(self, key: str) -> tuple[bool, KeyInfo | None]:
+        """(True, info) when a fresh answer is at hand; the hot path then needs no thread and no query."""
         with self._lock:
             hit = self._entries.get(key)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return True, hit[1]
+        return False, None
+
+    def get(self, key: str) -> KeyInfo | None:
+        found, info = self.cached(key)
+        if found:
+            return info
+        now = time.monotonic()
         info = self._store.lookup_key(key)
         with self._lock:
             if len(self._entries) > 10_000:  # unknown keys must not grow the cache without bound
@@ -73,7 +80,9 @@ async def authenticate(request: Request) -> Principal:
             headers=_UNAUTHORISED,
         )
     cache: KeyCache = request.app.state.key_cache
-    info = await run_in_threadpool(cache.get, key.strip())
+    found, info = cache.cached(key.strip())
+    if not found:
+        info = await run_in_threadpool(cache.get, key.strip())
     if info is None or info.revoked_at is not None:
         raise Problem(
             401, "unauthorised", "Unknown API key", "the API key is unknown or revoked", headers=_UNAUTHORISED

@@ -100,7 +100,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return Problem(exc.status_code, slug, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {})).response()
+        return Problem(
+            exc.status_code, slug, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {})
+        ).response()
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -33,8 +33,9 @@ def test_post_creates_then_answers_repeats_with_200(client: httpx.Client, source
     assert first.status_code == 201
     body = first.json()
     assert body["source_id"] == "XK-2026-000123" and body["version"] == 1 and isinstance(body["id"], int)
-    assert body["deliveries"] == [{"target": t, "state": "pending"}
-                                  for t in ("national", "provincial", "municipal", "portal")]
+    assert body["deliveries"] == [
+        {"target": t, "state": "pending"} for t in ("national", "provincial", "municipal", "portal")
+    ]
     repeat = client.post("/api/v1/licences", json=licence(), headers=bearer(source_key))
     assert repeat.status_code == 200 and repeat.json()["id"] == body["id"] and repeat.json()["status"] == "unchanged"
     changed = client.post("/api/v1/licences", json=licence(content="改"), headers=bearer(source_key))
@@ -106,20 +107,31 @@ def test_batch_reports_each_item(client: httpx.Client, source_key: str, store: S
     assert response.status_code == 200
     results = response.json()["results"]
     assert [r["index"] for r in results] == list(range(7))
-    assert [r["status"] for r in results] == ["created", "rejected", "updated", "unchanged", "created", "rejected",
-                                              "rejected"]
+    assert [r["status"] for r in results] == [
+        "created",
+        "rejected",
+        "updated",
+        "unchanged",
+        "created",
+        "rejected",
+        "rejected",
+    ]
     assert results[1]["errors"][0]["field"] == "items[1].decision_date"
     assert results[2]["version"] == 2 and results[3]["id"] == results[2]["id"]
-    assert results[5]["errors"][0] == {"field": "items[5].source_id", "code": "duplicate_source_id",
-                                       "message": results[5]["errors"][0]["message"]}
+    assert results[5]["errors"][0] == {
+        "field": "items[5].source_id",
+        "code": "duplicate_source_id",
+        "message": results[5]["errors"][0]["message"],
+    }
     assert results[6]["errors"][0]["field"] == "items[6]"
     assert count(store, tables.record) == 3
 
 
 def test_atomic_batch_stores_all_or_none(client: httpx.Client, source_key: str, store: Store) -> None:
     items = [licence("A1"), licence("A2", status="maybe")]
-    body = problem(client.post("/api/v1/licences/batch?atomic=true", json={"items": items},
-                               headers=bearer(source_key)), 422)
+    body = problem(
+        client.post("/api/v1/licences/batch?atomic=true", json={"items": items}, headers=bearer(source_key)), 422
+    )
     assert body["errors"][0]["field"] == "items[1].status"
     assert count(store, tables.record) == 0
     ok = client.post("/api/v1/licences/batch?atomic=true", json={"items": items[:1]}, headers=bearer(source_key))
@@ -129,29 +141,43 @@ def test_atomic_batch_stores_all_or_none(client: httpx.Client, source_key: str, 
 def test_atomic_batch_refuses_a_withdrawn_record(client: httpx.Client, source_key: str, store: Store) -> None:
     client.post("/api/v1/licences", json=licence("W"), headers=bearer(source_key))
     client.post("/api/v1/licences/W/withdraw", json={"reason": "revoked"}, headers=bearer(source_key))
-    body = problem(client.post("/api/v1/licences/batch?atomic=true", json={"items": [licence("N"), licence(
-        "W", content="新")]}, headers=bearer(source_key)), 422)
-    assert body["errors"] == [{"field": "items[1].source_id", "code": "record_withdrawn",
-                               "message": body["errors"][0]["message"]}]
+    body = problem(
+        client.post(
+            "/api/v1/licences/batch?atomic=true",
+            json={"items": [licence("N"), licence("W", content="新")]},
+            headers=bearer(source_key),
+        ),
+        422,
+    )
+    assert body["errors"] == [
+        {"field": "items[1].source_id", "code": "record_withdrawn", "message": body["errors"][0]["message"]}
+    ]
     assert count(store, tables.record) == 1
 
 
 def test_batch_limits(client: httpx.Client, source_key: str) -> None:
     problem(client.post("/api/v1/licences/batch", json=[licence()], headers=bearer(source_key)), 422)
-    body = problem(client.post("/api/v1/licences/batch", json={"items": [licence()] * 1001},
-                               headers=bearer(source_key)), 413)
+    body = problem(
+        client.post("/api/v1/licences/batch", json={"items": [licence()] * 1001}, headers=bearer(source_key)), 413
+    )
     assert body["errors"][0]["code"] == "too_many_items"
 
 
 def test_withdraw_and_view(client: httpx.Client, source_key: str, operator_key: str) -> None:
     client.post("/api/v1/penalties", json=penalty(), headers=bearer(source_key))
-    problem(client.post("/api/v1/penalties/CF-2026-000045/withdraw", json={"reason": "forgiven"},
-                        headers=bearer(source_key)), 422)
-    done = client.post("/api/v1/penalties/CF-2026-000045/withdraw",
-                       json={"reason": "credit_repair", "note": "信用修复决定书〔2026〕1号"}, headers=bearer(source_key))
+    problem(
+        client.post(
+            "/api/v1/penalties/CF-2026-000045/withdraw", json={"reason": "forgiven"}, headers=bearer(source_key)
+        ),
+        422,
+    )
+    done = client.post(
+        "/api/v1/penalties/CF-2026-000045/withdraw",
+        json={"reason": "credit_repair", "note": "信用修复决定书〔2026〕1号"},
+        headers=bearer(source_key),
+    )
     assert done.status_code == 200 and done.json()["status"] == "withdrawn"
-    problem(client.post("/api/v1/penalties", json=penalty(content="新"), headers=bearer(source_key)),
-            409)
+    problem(client.post("/api/v1/penalties", json=penalty(content="新"), headers=bearer(source_key)), 409)
     view = client.get("/api/v1/penalties/CF-2026-000045", headers=bearer(source_key)).json()
     assert view["kind"] == "penalties" and view["version"] == 1 and view["record"]["fine_amount"] == "0.2"
     assert view["withdrawn"]["reason"] == "credit_repair" and view["withdrawn"]["note"].startswith("信用修复")
@@ -176,8 +202,9 @@ def test_id_numbers_never_appear_in_logs(
 
     caplog.handler.addFilter(MaskIdNumbers())
     number = make_resident_id(born="19911111")
-    client.post("/api/v1/licences", json=licence(counterpart=person() | {"id_number": number}),
-                headers=bearer(source_key))
+    client.post(
+        "/api/v1/licences", json=licence(counterpart=person() | {"id_number": number}), headers=bearer(source_key)
+    )
     client.get(f"/api/v1/licences/{number}", headers=bearer(source_key))
     assert number not in caplog.text
 
@@ -195,6 +222,7 @@ def test_health_readiness_metrics_and_docs(client: httpx.Client, source_key: str
 
 def test_large_batch_is_stored_in_one_request(client: httpx.Client, source_key: str) -> None:
     raw = orjson.dumps({"items": [licence(f"B{i}") for i in range(200)]})
-    response = client.post("/api/v1/licences/batch", content=raw,
-                           headers=bearer(source_key) | {"Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/licences/batch", content=raw, headers=bearer(source_key) | {"Content-Type": "application/json"}
+    )
     assert [r["status"] for r in response.json()["results"]] == ["created"] * 200

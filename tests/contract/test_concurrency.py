@@ -52,37 +52,51 @@ def test_two_hundred_concurrent_posts(base_url: str, client: httpx.Client, sourc
     def stats(conn: sa.Connection) -> dict[str, Any]:
         r, v, d = tables.record, tables.record_version, tables.delivery
         gaps = conn.execute(
-            sa.select(v.c.record_id).group_by(v.c.record_id)
+            sa.select(v.c.record_id)
+            .group_by(v.c.record_id)
             .having(sa.or_(sa.func.min(v.c.version) != 1, sa.func.max(v.c.version) != sa.func.count()))
         ).all()
         current_mismatch = conn.execute(
-            sa.select(sa.func.count()).select_from(r.join(v, v.c.record_id == r.c.id))
+            sa.select(sa.func.count())
+            .select_from(r.join(v, v.c.record_id == r.c.id))
             .where(v.c.version == r.c.current_version, v.c.content_hash != r.c.content_hash)
         ).scalar_one()
         not_latest = conn.execute(
-            sa.select(sa.func.count()).select_from(r).where(
-                r.c.current_version != sa.select(sa.func.max(v.c.version)).where(v.c.record_id == r.c.id)
-                .scalar_subquery())
+            sa.select(sa.func.count())
+            .select_from(r)
+            .where(
+                r.c.current_version
+                != sa.select(sa.func.max(v.c.version)).where(v.c.record_id == r.c.id).scalar_subquery()
+            )
         ).scalar_one()
         return {
             "records": conn.execute(sa.select(sa.func.count()).select_from(r)).scalar_one(),
             "versions": conn.execute(sa.select(sa.func.count()).select_from(v)).scalar_one(),
             "deliveries": dict(conn.execute(sa.select(d.c.state, sa.func.count()).group_by(d.c.state)).all()),
             "pending_not_current": conn.execute(
-                sa.select(sa.func.count()).select_from(d.join(r, r.c.id == d.c.record_id))
-                .where(d.c.state == "pending", d.c.version != r.c.current_version)).scalar_one(),
-            "gaps": len(gaps), "current_mismatch": current_mismatch, "not_latest": not_latest,
+                sa.select(sa.func.count())
+                .select_from(d.join(r, r.c.id == d.c.record_id))
+                .where(d.c.state == "pending", d.c.version != r.c.current_version)
+            ).scalar_one(),
+            "gaps": len(gaps),
+            "current_mismatch": current_mismatch,
+            "not_latest": not_latest,
         }
 
     found = store.db.read(stats)
     versions = 50 + 10 + 10 * 5 + 10 * 2
     assert found == {
-        "records": 80, "versions": versions,
+        "records": 80,
+        "versions": versions,
         "deliveries": {"pending": 80 * TARGETS, "superseded": (versions - 80) * TARGETS},
-        "pending_not_current": 0, "gaps": 0, "current_mismatch": 0, "not_latest": 0,
+        "pending_not_current": 0,
+        "gaps": 0,
+        "current_mismatch": 0,
+        "not_latest": 0,
     }
     for i in range(10):  # the current content is the one whose post was answered with the last version
-        [winner] = [b for b, r in zip(bodies, responses, strict=True)
-                    if b["source_id"] == f"C{i}" and r.json()["version"] == 5]
+        [winner] = [
+            b for b, r in zip(bodies, responses, strict=True) if b["source_id"] == f"C{i}" and r.json()["version"] == 5
+        ]
         view = client.get(f"/api/v1/licences/C{i}", headers=bearer(source_key)).json()
         assert view["version"] == 5 and view["record"]["content"] == winner["content"]

@@ -13,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from outbox import errors, keys, migrate, tables
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored
+from outbox.states import Operation, idempotency_key
 from outbox.store import AtomicBatchRefused, Store
 from schemas.enums import Kind, WithdrawReason
 from schemas.validation import Canonical, validate
@@ -30,8 +31,14 @@ def incoming(data: dict[str, Any], kind: Kind = Kind.LICENCE) -> Incoming:
 
 
 def post(store: Store, *records: dict[str, Any], kind: Kind = Kind.LICENCE, atomic: bool = False) -> list[Stored]:
-    return store.ingest(source_system="approval-system", kind=kind, items=[incoming(r, kind) for r in records],
-                        actor=SOURCE, now=NOW, atomic=atomic)
+    return store.ingest(
+        source_system="approval-system",
+        kind=kind,
+        items=[incoming(r, kind) for r in records],
+        actor=SOURCE,
+        now=NOW,
+        atomic=atomic,
+    )
 
 
 def rows(store: Store, table: sa.Table, *where: Any) -> list[Any]:
@@ -68,16 +75,34 @@ def test_first_post_creates_record_version_and_one_delivery_per_target(store: St
     assert [d["target"] for d in stored.deliveries] == ["national", "provincial", "municipal", "portal"]
     [rec] = rows(store, tables.record)
     assert (rec.source_system, rec.kind, rec.source_id, rec.current_version) == (
-        "approval-system", "licences", "XK-2026-000123", 1)
+        "approval-system",
+        "licences",
+        "XK-2026-000123",
+        1,
+    )
     assert rec.decided_on == dt.date(2026, 11, 20) and rec.department == "行政审批科"
     [version] = rows(store, tables.record_version)
     assert version.content["counterpart"]["uscc"] == "91431200MA4L7P2K85"
     assert version.submitted == licence()
     deliveries = rows(store, tables.delivery)
     assert {(d.target, d.state, d.version, d.operation) for d in deliveries} == {
-        (t, "pending", 1, "publish") for t in ("national", "provincial", "municipal", "portal")}
-    assert len({d.idempotency_key for d in deliveries}) == 4
-    assert all(d.next_attempt_at == NOW for d in deliveries)
+        (t, "pending", 1, "publish") for t in ("national", "provincial", "municipal", "portal")
+    }
+    assert {d.idempotency_key for d in deliveries} == {
+        idempotency_key(rec.id, 1, Operation.PUBLISH, t) for t in ("national", "provincial", "municipal", "portal")
+    }
+    assert all(d.next_attempt_at == NOW and d.attempts == 0 for d in deliveries)
+    [audit] = rows(store, tables.audit_event)
+    assert (audit.action, audit.actor, audit.role, audit.kind, audit.source_id, audit.record_id, audit.detail) == (
+        "ingest.created",
+        "approval-system",
+        "source",
+        "licences",
+        "XK-2026-000123",
+        rec.id,
+        {"version": 1},
+    )
+    assert (rec.created_at, version.received_at, audit.at) == (NOW, NOW, NOW)
 
 
 def test_commitments_skip_the_portal(store: Store) -> None:
@@ -108,37 +133,62 @@ def test_new_content_makes_a_version_that_supersedes_pending_deliveries(store: S
 
 
 def test_a_published_delivery_is_not_superseded(store: Store) -> None:
-    [first] = post(store, licence())
-    store.db.transact(lambda c: c.execute(
-        sa.update(tables.delivery).where(tables.delivery.c.target == "national").values(state="published")))
+    post(store, licence())
+    store.db.transact(
+        lambda c: c.execute(
+            sa.update(tables.delivery).where(tables.delivery.c.target == "national").values(state="published")
+        )
+    )
     post(store, licence(content="变更后的许可内容"))
     v1 = {d.target: d.state for d in rows(store, tables.delivery, tables.delivery.c.version == 1)}
-    assert v1 == {"national": "published", "provincial": "superseded", "municipal": "superseded",
-                  "portal": "superseded"}
+    assert v1 == {
+        "national": "published",
+        "provincial": "superseded",
+        "municipal": "superseded",
+        "portal": "superseded",
+    }
 
 
 def test_batch_mixes_created_updated_unchanged_in_request_order(store: Store) -> None:
     post(store, licence("A"), licence("B"))
     results = post(store, licence("C"), licence("B", content="新内容"), licence("A"))
     assert [(r.source_id, r.status, r.version) for r in results] == [
-        ("C", "created", 1), ("B", "updated", 2), ("A", "unchanged", 1)]
+        ("C", "created", 1),
+        ("B", "updated", 2),
+        ("A", "unchanged", 1),
+    ]
     audit = rows(store, tables.audit_event)
-    assert [a.action for a in audit] == ["ingest.created"] * 2 + ["ingest.unchanged", "ingest.updated",
-                                                                  "ingest.created"]
+    assert [a.action for a in audit] == ["ingest.created"] * 2 + [
+        "ingest.unchanged",
+        "ingest.updated",
+        "ingest.created",
+    ]
 
 
 def test_same_source_id_in_another_kind_or_system_is_another_record(store: Store) -> None:
     post(store, licence("X-1"))
     post(store, penalty("X-1"), kind=Kind.PENALTY)
-    store.ingest(source_system="enforcement-system", kind=Kind.LICENCE, items=[incoming(licence("X-1"))],
-                 actor=Actor("enforcement-system", "source"), now=NOW)
+    store.ingest(
+        source_system="enforcement-system",
+        kind=Kind.LICENCE,
+        items=[incoming(licence("X-1"))],
+        actor=Actor("enforcement-system", "source"),
+        now=NOW,
+    )
     assert len(rows(store, tables.record)) == 3
 
 
 def test_withdraw_of_an_unsent_record_cancels_everywhere(store: Store) -> None:
     post(store, licence())
-    result = store.withdraw(source_system="approval-system", kind=Kind.LICENCE, source_id="XK-2026-000123",
-                            reason=WithdrawReason.REVOKED, note="决定撤销", actor=SOURCE, now=NOW)
+    result = store.withdraw(
+        source_system="approval-system",
+        kind=Kind.LICENCE,
+        source_id="XK-2026-000123",
+        reason=WithdrawReason.REVOKED,
+        note="决定撤销",
+        actor=SOURCE,
+        now=NOW,
+    )
     assert not result.already
     assert {d["state"] for d in result.deliveries} == {"cancelled"}
     publishes = rows(store, tables.delivery, tables.delivery.c.operation == "publish")
@@ -150,26 +200,53 @@ def test_withdraw_of_an_unsent_record_cancels_everywhere(store: Store) -> None:
 def test_withdraw_goes_to_targets_that_may_hold_the_record(store: Store) -> None:
     post(store, licence())
     d = tables.delivery
-    store.db.transact(lambda c: (
-        c.execute(sa.update(d).where(d.c.target == "national").values(state="published")),
-        c.execute(sa.update(d).where(d.c.target == "provincial").values(state="awaiting_result")),
-        c.execute(sa.update(d).where(d.c.target == "municipal").values(state="retry_wait", attempts=1)),
-    ))
-    result = store.withdraw(source_system="approval-system", kind=Kind.LICENCE, source_id="XK-2026-000123",
-                            reason=WithdrawReason.CREDIT_REPAIR, note=None, actor=SOURCE, now=NOW)
+    store.db.transact(
+        lambda c: (
+            c.execute(sa.update(d).where(d.c.target == "national").values(state="published")),
+            c.execute(sa.update(d).where(d.c.target == "provincial").values(state="awaiting_result")),
+            c.execute(sa.update(d).where(d.c.target == "municipal").values(state="retry_wait", attempts=1)),
+        )
+    )
+    result = store.withdraw(
+        source_system="approval-system",
+        kind=Kind.LICENCE,
+        source_id="XK-2026-000123",
+        reason=WithdrawReason.CREDIT_REPAIR,
+        note=None,
+        actor=SOURCE,
+        now=NOW,
+    )
     assert {x["target"]: x["state"] for x in result.deliveries} == {
-        "national": "pending", "provincial": "pending", "municipal": "pending", "portal": "cancelled"}
+        "national": "pending",
+        "provincial": "pending",
+        "municipal": "pending",
+        "portal": "cancelled",
+    }
     withdraws = rows(store, d, d.c.operation == "withdraw")
     assert all(w.idempotency_key.endswith(f"-w-{w.target}") for w in withdraws)
-    again = store.withdraw(source_system="approval-system", kind=Kind.LICENCE, source_id="XK-2026-000123",
-                           reason=WithdrawReason.OTHER, note=None, actor=SOURCE, now=NOW)
+    again = store.withdraw(
+        source_system="approval-system",
+        kind=Kind.LICENCE,
+        source_id="XK-2026-000123",
+        reason=WithdrawReason.OTHER,
+        note=None,
+        actor=SOURCE,
+        now=NOW,
+    )
     assert again.already and len(rows(store, d, d.c.operation == "withdraw")) == 4
 
 
 def test_withdrawn_record_refuses_new_content_but_not_a_repeat(store: Store) -> None:
     post(store, licence())
-    store.withdraw(source_system="approval-system", kind=Kind.LICENCE, source_id="XK-2026-000123",
-                   reason=WithdrawReason.REVOKED, note=None, actor=SOURCE, now=NOW)
+    store.withdraw(
+        source_system="approval-system",
+        kind=Kind.LICENCE,
+        source_id="XK-2026-000123",
+        reason=WithdrawReason.REVOKED,
+        note=None,
+        actor=SOURCE,
+        now=NOW,
+    )
     assert post(store, licence())[0].status == "unchanged"
     assert post(store, licence(content="复活"))[0].status == "withdrawn"
     assert len(rows(store, tables.record_version)) == 1
@@ -177,8 +254,15 @@ def test_withdrawn_record_refuses_new_content_but_not_a_repeat(store: Store) -> 
 
 def test_atomic_batch_with_a_refused_item_writes_nothing(store: Store) -> None:
     post(store, licence("W"))
-    store.withdraw(source_system="approval-system", kind=Kind.LICENCE, source_id="W",
-                   reason=WithdrawReason.REVOKED, note=None, actor=SOURCE, now=NOW)
+    store.withdraw(
+        source_system="approval-system",
+        kind=Kind.LICENCE,
+        source_id="W",
+        reason=WithdrawReason.REVOKED,
+        note=None,
+        actor=SOURCE,
+        now=NOW,
+    )
     before = (len(rows(store, tables.record)), len(rows(store, tables.audit_event)))
     with pytest.raises(AtomicBatchRefused) as refused:
         post(store, licence("N1"), licence("W", content="新"), atomic=True)
@@ -188,8 +272,15 @@ def test_atomic_batch_with_a_refused_item_writes_nothing(store: Store) -> None:
 
 def test_withdraw_of_an_unknown_record(store: Store) -> None:
     with pytest.raises(errors.RecordNotFound):
-        store.withdraw(source_system="approval-system", kind=Kind.LICENCE, source_id="nope",
-                       reason=WithdrawReason.OTHER, note=None, actor=SOURCE, now=NOW)
+        store.withdraw(
+            source_system="approval-system",
+            kind=Kind.LICENCE,
+            source_id="nope",
+            reason=WithdrawReason.OTHER,
+            note=None,
+            actor=SOURCE,
+            now=NOW,
+        )
 
 
 def test_record_view_shows_versions_and_deliveries(store: Store) -> None:
@@ -206,8 +297,13 @@ def test_record_view_shows_versions_and_deliveries(store: Store) -> None:
 def test_operator_lookup_without_source_system_must_be_unambiguous(store: Store) -> None:
     post(store, licence("S"))
     assert store.source_system_of(Kind.LICENCE, "S") == "approval-system"
-    store.ingest(source_system="other-system", kind=Kind.LICENCE, items=[incoming(licence("S"))],
-                 actor=Actor("other-system", "source"), now=NOW)
+    store.ingest(
+        source_system="other-system",
+        kind=Kind.LICENCE,
+        items=[incoming(licence("S"))],
+        actor=Actor("other-system", "source"),
+        now=NOW,
+    )
     with pytest.raises(errors.AmbiguousRecord):
         store.record_view(Kind.LICENCE, "S", None)
 

@@ -46,8 +46,7 @@ def test_production_refuses_demo_credentials(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("CREDIT_GATEWAY_ENVIRONMENT", "production")
     with pytest.raises(ValidationError, match=r"targets\.national\.app_secret"):
         Settings()
-    for name, value in [("NATIONAL__APP_SECRET", "a"), ("PROVINCIAL__SM3_KEY", "b"),
-                        ("MUNICIPAL__CLIENT_SECRET", "c")]:
+    for name, value in [("NATIONAL__APP_SECRET", "a"), ("PROVINCIAL__SM3_KEY", "b"), ("MUNICIPAL__CLIENT_SECRET", "c")]:
         monkeypatch.setenv(f"CREDIT_GATEWAY_TARGETS__{name}", value)
     monkeypatch.setenv("CREDIT_GATEWAY_TARGETS__PORTAL__ENABLED", "false")  # a disabled target may keep its demo
     assert Settings().environment == "production"
