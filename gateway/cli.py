@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -137,6 +138,8 @@ def keys_list() -> None:
     except StoreError as exc:
         raise _fail(exc) from None
     table = Table("prefix", "name", "role", "kinds", "created", "revoked")
+    for column in table.columns:
+        column.overflow = "fold"  # never cut a prefix or a name
     for k in found:
         table.add_row(
             k.prefix,
@@ -146,7 +149,7 @@ def keys_list() -> None:
             k.created_at.isoformat(timespec="seconds"),
             k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @keys_app.command("revoke")

@@ -19,6 +19,7 @@ from outbox.ingest import Incoming, Stored
 from outbox.store import Store
 from outbox.withdrawals import Withdrawal
 from schemas.enums import Kind
+from schemas.errors import FieldError
 
 if TYPE_CHECKING:
     from gateway.api.auth import Principal
@@ -48,6 +49,12 @@ class Services:
         for status, count in Counter(s.status for s in stored).items():
             self.metrics.ingested.labels(kind.value, "rejected" if status == "withdrawn" else status).inc(count)
         return stored
+
+    def refused(self, principal: Principal, kind: Kind, errors: Sequence[FieldError], items: int = 1) -> None:
+        """Audit a refused request: the source's action is on record even though nothing else was written."""
+        self.metrics.rejected(kind, items)
+        detail = {"items": items, "errors": [{"field": e.field, "code": e.code} for e in errors[:50]]}
+        self.store.audit(principal.actor, "ingest.refused", self.clock.now(), kind=kind, detail=detail)
 
     def withdraw(
         self, principal: Principal, kind: Kind, source_id: str, body: WithdrawBody, source_system: str | None

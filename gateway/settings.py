@@ -115,7 +115,6 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(default=1000, ge=1, le=1000)
     key_cache_seconds: float = Field(default=30.0, ge=0)
     metrics_require_key: bool = False
-    timezone: str = "Asia/Shanghai"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     targets: Targets = Field(default_factory=Targets)
 

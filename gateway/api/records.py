@@ -84,7 +84,7 @@ async def post_record(kind: str, request: Request, principal: PrincipalDep) -> R
     data = await read_json(request, services.settings.max_body_bytes)
     incoming = check_one(k, data, local_date(services.clock))
     if isinstance(incoming, list):
-        services.metrics.rejected(k, 1)
+        await run_in_threadpool(services.refused, principal, k, incoming)
         raise invalid(incoming)
     [stored] = await run_in_threadpool(services.ingest, principal, k, [incoming], False)
     if stored.status == "withdrawn":
@@ -131,12 +131,10 @@ async def post_batch(
         check_batch, k, body, local_date(services.clock), services.settings.max_batch_items
     )
     if checked.refused:
-        services.metrics.rejected(k, len(checked.refused))
+        refused = [e for i in sorted(checked.refused) for e in checked.refused[i]]
+        await run_in_threadpool(services.refused, principal, k, refused, len(checked.refused))
     if atomic and checked.refused:
-        raise invalid(
-            [e for i in sorted(checked.refused) for e in checked.refused[i]],
-            f"{len(checked.refused)} item(s) refused; atomic batch: nothing was stored",
-        )
+        raise invalid(refused, f"{len(checked.refused)} item(s) refused; atomic batch: nothing was stored")
     try:
         stored = await run_in_threadpool(services.ingest, principal, k, [i for _, i in checked.accepted], atomic)
     except AtomicBatchRefused as exc:

@@ -71,6 +71,11 @@ def test_invalid_record_is_422_naming_fields_and_writes_nothing(
     assert ("department", "required") in found and ("counterpart.uscc", "invalid_uscc") in found
     assert all(e["message"] for e in body["errors"])
     assert count(store, tables.record) == 0 and count(store, tables.delivery) == 0
+    [audit] = store.db.read(
+        lambda c: c.execute(sa.select(tables.audit_event).where(tables.audit_event.c.action != "key.create")).all()
+    )
+    assert (audit.action, audit.actor, audit.kind) == ("ingest.refused", "approval-system", "licences")
+    assert {"field": "counterpart.uscc", "code": "invalid_uscc"} in audit.detail["errors"]
 
 
 def test_malformed_json_oversized_body_and_wrong_media_type(

@@ -334,3 +334,28 @@ def test_unreachable_database_is_a_store_error() -> None:
     with pytest.raises(errors.StoreUnavailable):
         migrate.is_current(db)
     db.dispose()
+
+
+def test_dead_pooled_connections_are_replaced(pg_template: str) -> None:
+    """A PostgreSQL restart kills pooled connections; the next request must not fail because of it."""
+    import uuid
+
+    import psycopg
+
+    from tests.conftest import PG_ADMIN, _pg_admin, _pg_url
+
+    name = f"cgtest_stale_{uuid.uuid4().hex[:8]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}" STRATEGY FILE_COPY')
+    store = Store(Database(_pg_url(name), pool_size=2), {Kind.LICENCE: ("national",)})
+    try:
+        post(store, licence("before"))
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (name,)
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        assert post(store, licence("after"))[0].status == "created"
+        assert store.record_view(Kind.LICENCE, "before", None)["version"] == 1
+    finally:
+        store.db.dispose()
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,160 @@
+"""The ``credit-gateway`` command as a user runs it: real processes, a real server, the README's own commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CLI = [str(BIN / "credit-gateway")]
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_GATEWAY_")}
+    env["CREDIT_GATEWAY_DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
+    return env | extra
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """``credit-gateway serve`` as its own process; ready when it says so on its log."""
+    port = free_port()
+    env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port))
+    proc = subprocess.Popen(CLI + ["serve"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # blocks until the server writes; no polling
+        seen.append(line)
+        if "Uvicorn running on" in line:
+            break
+    else:
+        proc.wait(timeout=30)
+        proc.stderr.close()
+        pytest.fail("serve exited before listening:\n" + "".join(seen))
+    drain = threading.Thread(target=seen.extend, args=(proc.stderr,), daemon=True)  # a full pipe would block it
+    drain.start()
+    try:
+        yield f"http://127.0.0.1:{port}", env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        drain.join(timeout=10)
+        proc.stderr.close()
+    assert not any("Traceback" in line for line in seen), "".join(seen)
+
+
+def test_help_explains_each_command(tmp_path: Path) -> None:
+    top = run(["--help"], env_for(tmp_path), tmp_path)
+    assert top.returncode == 0
+    for command in ("serve", "migrate", "keys"):
+        assert command in top.stdout
+    create = run(["keys", "create", "--help"], env_for(tmp_path), tmp_path)
+    assert "--role" in create.stdout and "--kinds" in create.stdout and "source system" in create.stdout
+
+
+def test_migrate_and_keys(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    migrated = run(["migrate"], env, tmp_path)
+    assert migrated.returncode == 0 and "schema revision" in migrated.stdout
+    created = run(
+        ["keys", "create", "--name", "approval-system", "--role", "source", "--kinds", "licences,penalties"],
+        env,
+        tmp_path,
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"cgk_[A-Za-z0-9_-]{43}", key)
+    listed = run(["keys", "list"], env, tmp_path)
+    assert "approval-system" in listed.stdout and "licences,penalties" in listed.stdout and key not in listed.stdout
+    assert key not in (tmp_path / "cli.db").read_bytes().decode("latin-1")  # only the digest is stored
+    prefix = key[:10]
+    assert run(["keys", "revoke", prefix], env, tmp_path).returncode == 0
+    again = run(["keys", "revoke", prefix], env, tmp_path)
+    assert again.returncode == 1 and "no active key" in again.stderr
+
+
+def test_bad_input_gets_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    bad_role = run(["keys", "create", "--name", "x", "--role", "admin"], env, tmp_path)
+    assert bad_role.returncode == 1 and "--role must be source or operator" in bad_role.stderr
+    bad_kind = run(["keys", "create", "--name", "x", "--role", "source", "--kinds", "licences,permits"], env, tmp_path)
+    assert bad_kind.returncode == 1 and "--kinds takes" in bad_kind.stderr
+    unreachable = run(["migrate"], env | {"CREDIT_GATEWAY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}, tmp_path)
+    assert unreachable.returncode == 1 and "database cannot be reached" in unreachable.stderr
+    bad_config = run(["migrate"], env | {"CREDIT_GATEWAY_PORT": "eighty"}, tmp_path)
+    assert bad_config.returncode == 2 and "configuration error" in bad_config.stderr
+    for result in (bad_role, bad_kind, unreachable, bad_config):
+        assert "Traceback" not in result.stderr
+
+
+def _readme_block(heading: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split(f"## {heading}\n", 1)[1]
+    return re.search(r"```bash\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+
+
+def test_the_readme_example_works_as_written(served: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    base, env = served
+    block = _readme_block("Try it")
+    script = block.replace(".venv/bin/", f"{BIN}/").replace("http://127.0.0.1:8600", base)
+    assert script.count(f"{BIN}/") == 1 and script.count(base) == 1  # only the paths were adapted
+    first = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert first.returncode == 0, first.stderr
+    body = json.loads(first.stdout)
+    assert (body["source_id"], body["version"], body["status"]) == ("XK-2026-000123", 1, "created")
+    assert [d["target"] for d in body["deliveries"]] == ["national", "provincial", "municipal", "portal"]
+    again = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert json.loads(again.stdout)["status"] == "unchanged"
+    assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+
+
+def test_readme_names_every_setting() -> None:
+    from gateway.settings import Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in Settings.model_fields:
+        assert f"`{name.upper()}`" in readme or f"`{name.upper()}__" in readme, f"README misses {name}"
+
+
+def test_docker_files_use_real_commands_and_settings() -> None:
+    from gateway.settings import Settings
+
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yml").read_text(encoding="utf-8"))
+    assert set(compose["services"]) == {"db", "gateway", "sandbox"}
+    gateway = compose["services"]["gateway"]
+    assert gateway["command"][0] == "serve"
+    settings = Settings.model_fields
+    for variable in gateway["environment"]:
+        name = variable.removeprefix("CREDIT_GATEWAY_").lower().split("__")[0]
+        assert name in settings, variable
+    assert "postgresql+psycopg://" in gateway["environment"]["CREDIT_GATEWAY_DATABASE_URL"]
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    for package in ("gateway", "schemas", "outbox", "adapters"):
+        assert f"COPY {package} {package}" in dockerfile
+    assert 'ENTRYPOINT ["credit-gateway"]' in dockerfile and "USER gateway" in dockerfile
