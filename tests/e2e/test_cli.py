@@ -28,7 +28,7 @@ def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run([*CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def free_port() -> int:
@@ -42,7 +42,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """``credit-gateway serve`` as its own process; ready when it says so on its log."""
     port = free_port()
     env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port))
-    proc = subprocess.Popen(CLI + ["serve"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*CLI, "serve"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:  # blocks until the server writes; no polling
