@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -57,6 +59,12 @@ def serve(
             min=1, help="HTTP worker processes [default: CREDIT_GATEWAY_WORKERS or 1]; more than one is for PostgreSQL"
         ),
     ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox", help="also run the sandbox platforms under /sandbox and point every target at them (the demo)"
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs), after migrating the database to the newest schema."""
     import uvicorn
@@ -65,24 +73,66 @@ def serve(
 
     settings = _settings()
     logs.configure(settings.log_level)
+    listen_host, listen_port = host or settings.host, port or settings.port
+    if sandbox:
+        from gateway.targets import point_at_sandbox
+
+        point_at_sandbox(settings, f"http://{_loopback(listen_host)}:{listen_port}/sandbox")
     store = _store(settings)
     try:
         store.migrate()
     except StoreError as exc:
         raise _fail(exc) from None
     options = {
-        "host": host or settings.host,
-        "port": port or settings.port,
+        "host": listen_host,
+        "port": listen_port,
         "log_config": None,
         "access_log": False,
         "server_header": False,
     }
     count = workers or settings.workers
-    if count > 1:  # each worker process builds its own app and engine from the same environment
+    if count > 1 and not sandbox:  # each worker process builds its own app and engine from the same environment
         store.db.dispose()
         uvicorn.run("gateway.app:app_from_environment", factory=True, workers=count, **options)  # type: ignore[arg-type]
-    else:
-        uvicorn.run(build_app(settings, store=store), **options)  # type: ignore[arg-type]
+        return
+    application = build_app(settings, store=store)
+    if sandbox:
+        from adapters.sandbox.app import create_sandbox
+
+        application.mount("/sandbox", create_sandbox())
+    uvicorn.run(application, **options)  # type: ignore[arg-type]
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+@app.command("sandbox")
+def sandbox_command(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8700,
+    db: Annotated[str, typer.Option(help="SQLite file for what the platforms hold (default: in memory)")] = ":memory:",
+    faults: Annotated[
+        Path | None, typer.Option(help='JSON file of faults per target: {"national": {...}, ...}')
+    ] = None,
+    result_delay: Annotated[float, typer.Option(help="seconds before two-stage business results are ready")] = 1.0,
+) -> None:
+    """Run the simulated target platforms (national, provincial, municipal, portal) of PROTOCOLS.md."""
+    import uvicorn
+
+    from adapters.sandbox.app import create_sandbox
+    from adapters.sandbox.faults import Faults
+
+    logs.configure("INFO")
+    chosen: dict[str, Faults] = {}
+    if faults is not None:
+        try:
+            raw = json.loads(faults.read_text(encoding="utf-8"))
+            chosen = {target: Faults.model_validate(value) for target, value in raw.items()}
+        except (OSError, ValueError) as exc:
+            raise _fail(ValueError(f"--faults {faults}: {exc}")) from None
+    application = create_sandbox(db=db, result_delay=result_delay, faults=chosen)
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False, server_header=False)
 
 
 @app.command()

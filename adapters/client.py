@@ -1,0 +1,77 @@
+"""A target as the delivery engine uses it: an adapter, its authentication and the transport, wired together.
+
+This is the only place an adapter's pure plans meet the network. Transport failures (timeouts, refused
+connections, oversized replies, a token endpoint that says no) become ``Retryable`` outcomes for the items
+concerned; nothing here raises for a bad reply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from adapters.auth import Auth
+from adapters.base import Exchange, Holding, Item, Outcome, Reply, ReplyError, Retryable
+from adapters.transport import Transport, TransportError
+from schemas.enums import Kind
+
+
+class TargetClient:
+    def __init__(self, adapter: Any, transport: Transport, auth: Auth, now: Callable[[], dt.datetime]) -> None:
+        self.adapter = adapter
+        self.transport = transport
+        self.auth = auth
+        self.now = now
+
+    @property
+    def name(self) -> str:
+        return str(self.adapter.name)
+
+    @property
+    def two_stage(self) -> bool:
+        return bool(self.adapter.two_stage)
+
+    def send(self, exchange: Exchange) -> Reply:
+        reply = self.transport.send(self.auth.apply(exchange.request, self.now()))
+        if self.auth.should_retry(reply):  # e.g. an OAuth2 token that died early: once more with a new one
+            reply = self.transport.send(self.auth.apply(exchange.request, self.now()))
+        return reply
+
+    def deliver(self, items: Sequence[Item]) -> list[Outcome]:
+        """Send ``items``; one outcome per item (``Received`` for two-stage platforms until results arrive)."""
+        plan = self.adapter.plan(items, now=self.now())
+        outcomes: list[Outcome] = list(plan.refused)
+        for exchange in plan.exchanges:
+            try:
+                reply = self.send(exchange)
+            except TransportError as exc:
+                outcomes += [Retryable(k, exc.code, exc.message) for k in exchange.keys]
+                continue
+            outcomes += self.adapter.interpret(exchange, reply)
+        return outcomes
+
+    def results(self, receipt: str, keys: Sequence[str]) -> list[Outcome] | None:
+        """Business results of a two-stage receipt for ``keys``; None while the platform is still processing."""
+        exchange = self.adapter.results_exchange(receipt, now=self.now())
+        try:
+            reply = self.send(exchange)
+        except TransportError as exc:
+            return [Retryable(k, exc.code, exc.message) for k in keys]
+        result: list[Outcome] | None = self.adapter.interpret_results(exchange, reply, keys)
+        return result
+
+    def holdings(self, kind: Kind) -> Iterator[Holding]:
+        """Everything the platform holds of ``kind``, page by page. Raises ``ReplyError`` if a page fails."""
+        page: str | None = None
+        while True:
+            exchange = self.adapter.holdings_exchange(kind, page, now=self.now())
+            try:
+                reply = self.send(exchange)
+            except TransportError as exc:
+                raise ReplyError(exc.code, exc.message) from None
+            found = self.adapter.interpret_holdings(kind, reply, page)
+            yield from found.holdings
+            if found.next_page is None:
+                return
+            page = found.next_page

@@ -1,0 +1,77 @@
+"""The configured targets as ``TargetClient``s: settings in, adapter + authentication + transport out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from adapters.auth import Auth, ClientCredentials, NationalSigning, NoAuth, StaticBearer
+from adapters.client import TargetClient
+from adapters.municipal import Municipal, MunicipalConfig
+from adapters.national import National, NationalConfig
+from adapters.portal import Portal, PortalConfig
+from adapters.provincial import Provincial, ProvincialConfig
+from adapters.transport import Transport, make_client
+from gateway.clock import Clock
+from gateway.settings import Settings
+
+
+def build_clients(
+    settings: Settings, clock: Clock, *, http: Callable[[float], httpx.Client] | None = None
+) -> dict[str, TargetClient]:
+    """One client per enabled target, each with its own connection pool (one target's trouble stays its own)."""
+    make = http or (lambda timeout: make_client(timeout_seconds=timeout))
+    t = settings.targets
+    clients: dict[str, TargetClient] = {}
+    if t.national.enabled:
+        national = National(
+            NationalConfig(
+                t.national.app_key, t.national.app_secret.get_secret_value(), max_items=t.national.batch_size
+            )
+        )
+        clients["national"] = _client(
+            national, t.national.base_url, make(t.national.timeout_seconds), clock, lambda _: NationalSigning(national)
+        )
+    if t.provincial.enabled:
+        provincial = Provincial(
+            ProvincialConfig(
+                t.provincial.sender, t.provincial.sm3_key.get_secret_value(), max_items=t.provincial.batch_size
+            )
+        )
+        clients["provincial"] = _client(
+            provincial, t.provincial.base_url, make(t.provincial.timeout_seconds), clock, lambda _: NoAuth()
+        )
+    if t.municipal.enabled:
+        municipal = Municipal(
+            MunicipalConfig(
+                t.municipal.client_id, t.municipal.client_secret.get_secret_value(), max_items=t.municipal.batch_size
+            )
+        )
+        clients["municipal"] = _client(
+            municipal,
+            t.municipal.base_url,
+            make(t.municipal.timeout_seconds),
+            clock,
+            lambda transport: ClientCredentials(transport, municipal.token_request()),
+        )
+    if t.portal.enabled:
+        portal = Portal(PortalConfig(t.portal.token.get_secret_value(), max_items=t.portal.batch_size))
+        token = t.portal.token.get_secret_value()
+        clients["portal"] = _client(
+            portal, t.portal.base_url, make(t.portal.timeout_seconds), clock, lambda _: StaticBearer(token)
+        )
+    return clients
+
+
+def _client(
+    adapter: object, base_url: str, http: httpx.Client, clock: Clock, auth: Callable[[Transport], Auth]
+) -> TargetClient:
+    transport = Transport(http, base_url, clock.now)
+    return TargetClient(adapter, transport, auth(transport), clock.now)
+
+
+def point_at_sandbox(settings: Settings, base: str) -> None:
+    """Every target at the sandbox served under ``base`` (``serve --sandbox``), with the demo credentials."""
+    for name, target in settings.targets.items():
+        target.base_url = f"{base}/{name}"
