@@ -32,6 +32,9 @@ class TargetClient:
     def two_stage(self) -> bool:
         return bool(self.adapter.two_stage)
 
+    def close(self) -> None:
+        self.transport.client.close()
+
     def send(self, exchange: Exchange) -> Reply:
         reply = self.transport.send(self.auth.apply(exchange.request, self.now()))
         if self.auth.should_retry(reply):  # e.g. an OAuth2 token that died early: once more with a new one

@@ -218,6 +218,7 @@ def _licence_rows(c: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         ("有效期至", "长期" if c["valid_to"] == "2099-12-31" else c["valid_to"]),
         ("许可机关", c["authority"]),
         ("当前状态", LicenceStatus.from_code(c["status"]).label),
+        ("备注", c.get("remarks")),
     ]
 
 
@@ -234,4 +235,5 @@ def _penalty_rows(c: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         ("暂扣或吊销证照名称及编号", c.get("suspended_licence")),
         ("处罚决定日期", c["decision_date"]),
         ("处罚机关", c["authority"]),
+        ("备注", c.get("remarks")),
     ]

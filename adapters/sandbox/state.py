@@ -301,16 +301,27 @@ class SandboxState:
         return row is None, same
 
     def delete_notice(self, external_id: str) -> bool:
+        """Withdraw a notice; a deletion is an item of its own (keyed by the notice it removes)."""
+        now = self.now()
         with self.lock:
             self.count("portal", "received_items")
             row = self.db.execute(
-                "SELECT status FROM holding WHERE target = 'portal' AND record_id = ?", (external_id,)
+                "SELECT status, key, type FROM holding WHERE target = 'portal' AND record_id = ?", (external_id,)
             ).fetchone()
-            if row is None or row[0] != "public":
+            if row is None:
+                return False
+            key = f"{external_id}:withdraw:{row[1][:16]}"
+            if row[0] != "public":
+                self.count("portal", "duplicate_deliveries")
                 return False
             self.db.execute(
                 "UPDATE holding SET status = 'withdrawn', updated_at = ? WHERE target = 'portal' AND record_id = ?",
-                (self.now(), external_id),
+                (now, external_id),
+            )
+            self.db.execute(
+                "INSERT INTO item VALUES ('portal', ?, ?, ?, 'withdraw', ?, 'accepted', NULL, NULL, NULL, ?, ?) "
+                "ON CONFLICT (target, key) DO NOTHING",
+                (key, external_id, row[2], row[1], now, now),
             )
             return True
 
