@@ -1,5 +1,5 @@
 # The two commands of the README, and a few more for developers.
-#   make run    the gateway on the embedded SQLite default, API and docs on http://127.0.0.1:8600
+#   make run    the demo: gateway + sandbox platforms on the embedded SQLite default, http://127.0.0.1:8600
 #   make test   the whole test suite (needs PostgreSQL at 127.0.0.1:5432, see README)
 # Each target first creates .venv and installs the project into it, once.
 
@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: $(BIN)/.installed
-	$(BIN)/credit-gateway serve
+	$(BIN)/credit-gateway serve --sandbox
 
 test: $(BIN)/.installed
 	$(BIN)/pytest
@@ -30,6 +30,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/push.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

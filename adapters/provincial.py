@@ -105,35 +105,48 @@ class Provincial:
         refused: list[Rejected] = []
         exchanges: list[Exchange] = []
         for start in range(0, len(items), self.max_items):
-            chunk = [(i.key, self.record(i)) for i in items[start : start + self.max_items]]
-            if not self._valid(chunk, now):  # rare: find the records that break the schema, send the rest
-                bad = {key: problem for key, record in chunk if (problem := self._problem(key, record, now))}
+            chunk = list(items[start : start + self.max_items])
+            document = self.message([self.record(i) for i in chunk], [i.key for i in chunk], now, sign=False)
+            if not schema().validate(document):  # rare: find the records that break the schema, send the rest
+                bad = {i.key: problem for i in chunk if (problem := self._problem(i, now))}
                 refused += [
                     Rejected(k, "xsd_invalid", f"the record breaks provincial-exchange.xsd: {p}")
                     for k, p in bad.items()
                 ]
-                chunk = [(k, r) for k, r in chunk if k not in bad]
-            if chunk:
-                exchanges += self._messages(chunk, now)
+                chunk = [i for i in chunk if i.key not in bad]
+                if not chunk:
+                    continue
+                document = self.message([self.record(i) for i in chunk], [i.key for i in chunk], now, sign=False)
+            exchanges += self._messages(document, tuple(i.key for i in chunk), chunk, now)
         return Plan(exchanges, refused)
 
-    def _valid(self, chunk: Sequence[tuple[str, etree._Element]], now: dt.datetime) -> bool:
-        document = self.message([_copy(r) for _, r in chunk], [k for k, _ in chunk], now, sign=False)
-        return bool(schema().validate(document))
-
-    def _problem(self, key: str, record: etree._Element, now: dt.datetime) -> str | None:
-        if self._valid([(key, record)], now):
+    def _problem(self, item: Item, now: dt.datetime) -> str | None:
+        if schema().validate(self.message([self.record(item)], [item.key], now, sign=False)):
             return None
         error = schema().error_log.last_error  # type: ignore[attr-defined]  # lxml-stubs lack it; lxml has it
         return str(error.message) if error else "invalid"
 
-    def _messages(self, chunk: list[tuple[str, etree._Element]], now: dt.datetime) -> list[Exchange]:
-        keys = tuple(k for k, _ in chunk)
-        document = self.message([r for _, r in chunk], keys, now)
+    def _messages(
+        self, document: etree._Element, keys: tuple[str, ...], chunk: Sequence[Item], now: dt.datetime
+    ) -> list[Exchange]:
+        """Sign the validated document and serialise it; halve it while it is over the 5 MB cap."""
+        body_element = document.find("Body")
+        assert body_element is not None
+        document.find("Header/Signature").text = provincial_signature(self.config.sm3_key, body_element)  # type: ignore[union-attr]
         body = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
         if len(body) > MAX_BODY and len(chunk) > 1:
             half = len(chunk) // 2
-            return self._messages(chunk[:half], now) + self._messages(chunk[half:], now)
+            parts = (chunk[:half], chunk[half:])
+            return [
+                e
+                for part in parts
+                for e in self._messages(
+                    self.message([self.record(i) for i in part], [i.key for i in part], now, sign=False),
+                    tuple(i.key for i in part),
+                    part,
+                    now,
+                )
+            ]
         headers = {"Content-Type": "application/xml; charset=UTF-8"}
         return [Exchange(Request("POST", "/exchange/submit", headers, body), keys)]
 
@@ -209,7 +222,3 @@ class Provincial:
         number = int(page or 1)
         more = number * PAGE_SIZE < total and bool(holdings)
         return HoldingsPage(holdings, str(number + 1) if more else None, total)
-
-
-def _copy(element: etree._Element) -> etree._Element:
-    return etree.fromstring(etree.tostring(element))

@@ -554,6 +554,10 @@ def admin_router(sb: Sandbox) -> APIRouter:
     async def stats(target: str) -> Response:
         return known(target) or _json(sb.state.stats(target))
 
+    @router.get("/{target}/faults")
+    async def get_faults(target: str) -> Response:
+        return known(target) or _json(sb.state.faults[target].faults.model_dump())
+
     @router.put("/{target}/faults")
     async def set_faults(target: str, request: Request) -> Response:
         if (missing := known(target)) is not None:

@@ -163,6 +163,12 @@ def _date(value: str) -> dt.date | None:
         return None
 
 
+@cache
+def _uscc_ok(code: str) -> bool:
+    return bool(uscc.is_valid(code))
+
+
+@cache
 def _id_number_ok(number: str) -> bool:
     if len(number) != 18 or not number[:17].isdigit():
         return False
@@ -211,7 +217,7 @@ def check(type_code: str, data: Mapping[str, Any]) -> Problem | None:
     for code, value in data.items():
         if not _in_list(code, value):
             return "2004", f"{code} value {value!r} is not in the standard's list"
-        if code in USCC_FIELDS and not uscc.is_valid(value):
+        if code in USCC_FIELDS and not _uscc_ok(value):
             return "2002", f"{code} is not a valid 统一社会信用代码"
         if code.endswith("_ZJHM") and data.get(code.replace("ZJHM", "ZJLX")) == "身份证" and not _id_number_ok(value):
             return "2002", f"{code} is not a valid 身份证 number"
@@ -224,7 +230,7 @@ def check(type_code: str, data: Mapping[str, Any]) -> Problem | None:
     if (
         data.get("CN_CNRLB") in ("法人及非法人组织", "个体工商户")
         and len(data.get("CN_CNRDM", "")) == 18
-        and not uscc.is_valid(data["CN_CNRDM"])
+        and not _uscc_ok(data["CN_CNRDM"])
         and not _id_number_ok(data["CN_CNRDM"])
     ):
         return "2002", "CN_CNRDM is neither a valid 统一社会信用代码 nor a 身份证 number"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,14 +38,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """``credit-gateway serve`` as its own process; ready when it says so on its log."""
-    port = free_port()
-    env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port))
-    proc = subprocess.Popen([*CLI, "serve"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+@contextmanager
+def running(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[list[str]]:
+    """A ``credit-gateway`` server process, yielded once it says it listens; its log lines are collected."""
+    proc = subprocess.Popen([*CLI, *args], env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    seen = []
+    seen: list[str] = []
     for line in proc.stderr:  # blocks until the server writes; no polling
         seen.append(line)
         if "Uvicorn running on" in line:
@@ -52,17 +51,25 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     else:
         proc.wait(timeout=30)
         proc.stderr.close()
-        pytest.fail("serve exited before listening:\n" + "".join(seen))
+        pytest.fail("exited before listening:\n" + "".join(seen))
     drain = threading.Thread(target=seen.extend, args=(proc.stderr,), daemon=True)  # a full pipe would block it
     drain.start()
     try:
-        yield f"http://127.0.0.1:{port}", env
+        yield seen
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         drain.join(timeout=10)
         proc.stderr.close()
     assert not any("Traceback" in line for line in seen), "".join(seen)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    port = free_port()
+    env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port))
+    with running(["serve"], env, tmp_path):
+        yield f"http://127.0.0.1:{port}", env
 
 
 def test_help_explains_each_command(tmp_path: Path) -> None:
@@ -158,3 +165,36 @@ def test_docker_files_use_real_commands_and_settings() -> None:
     for package in ("gateway", "schemas", "outbox", "adapters"):
         assert f"COPY {package} {package}" in dockerfile
     assert 'ENTRYPOINT ["credit-gateway"]' in dockerfile and "USER gateway" in dockerfile
+
+
+def test_sandbox_command_takes_faults_from_a_file(tmp_path: Path) -> None:
+    port = free_port()
+    faults = tmp_path / "faults.json"
+    faults.write_text(json.dumps({"national": {"throttle_rate": 1.0, "retry_after_seconds": 9}}), encoding="utf-8")
+    with running(["sandbox", "--port", str(port), "--faults", str(faults)], env_for(tmp_path), tmp_path):
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/_admin/national/faults").json()["retry_after_seconds"] == 9
+        assert httpx.get(f"{base}/_admin/portal/faults").json()["throttle_rate"] == 0
+        assert httpx.get(f"{base}/_admin/national/stats").json()["received_items"] == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"national": {"throttle_rate": 7}}', encoding="utf-8")
+    refused = run(["sandbox", "--faults", str(bad)], env_for(tmp_path), tmp_path)
+    assert refused.returncode == 1 and "throttle_rate" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_serve_with_sandbox_mounts_the_platforms(tmp_path: Path) -> None:
+    port = free_port()
+    env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port))
+    with running(["serve", "--sandbox"], env, tmp_path):
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/sandbox/_admin/national/stats").json()["unique_keys"] == 0
+        token = httpx.post(
+            f"{base}/sandbox/municipal/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "demo-municipal",
+                "client_secret": "demo-municipal-secret",
+            },
+        )
+        assert token.status_code == 200 and token.json()["token_type"] == "Bearer"
+        assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
