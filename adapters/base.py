@@ -124,6 +124,12 @@ class Plan:
     refused: list[Rejected] = field(default_factory=list)
 
 
+def next_page(page: str | None, size: int, total: int, got: int) -> str | None:
+    """The page after ``page`` (numbered from 1) if the platform holds more than what was listed so far."""
+    number = int(page or 1)
+    return str(number + 1) if got and number * size < total else None
+
+
 class Adapter(Protocol):
     """A target platform's protocol as pure functions (PROTOCOLS.md)."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from adapters.base import Holding, Item, Operation
 from schemas.enums import (
     CommitmentType,
     CounterpartCategory,
@@ -171,3 +172,30 @@ def field_codes(kind: Kind, content: Mapping[str, Any], *, area: str, serial: in
     else:
         mapped = list_change(content)
     return {k: v for k, v in mapped.items() if v not in (None, "")}
+
+
+def envelope(item: Item, *, area: str, data_key: str, with_reason: bool) -> dict[str, Any]:
+    """The JSON platforms' item: key, record id, op, type, and the field codes (upserts) or the reason."""
+    entry: dict[str, Any] = {
+        "key": item.key,
+        "record_id": item.record_id,
+        "op": item.operation.value,
+        "type": TYPE_CODES[item.kind],
+    }
+    if item.operation is Operation.UPSERT:
+        entry[data_key] = field_codes(item.kind, item.content, area=area, serial=serial_of(item.record_id))
+    elif with_reason and item.reason:
+        entry["reason"] = item.reason
+    return entry
+
+
+def json_holding(entry: dict[str, Any], kind: Kind, data_key: str) -> Holding:
+    """A holding as the JSON platforms list it (``data_key``: where its field codes are)."""
+    return Holding(
+        str(entry["record_id"]),
+        str(entry.get("key") or ""),
+        KIND_OF_TYPE.get(str(entry.get("type")), kind),
+        entry.get("status") == "public",
+        entry.get(data_key) or {},
+        entry.get("updated_at"),
+    )

@@ -18,10 +18,8 @@ from adapters import fields, replies
 from adapters.base import (
     Accepted,
     Exchange,
-    Holding,
     HoldingsPage,
     Item,
-    Operation,
     Outcome,
     Plan,
     Rejected,
@@ -52,17 +50,7 @@ class Municipal:
         self.max_items = min(config.max_items, 200)
 
     def item(self, item: Item) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "key": item.key,
-            "record_id": item.record_id,
-            "op": item.operation.value,
-            "type": fields.TYPE_CODES[item.kind],
-        }
-        if item.operation is Operation.UPSERT:
-            entry["fields"] = fields.field_codes(
-                item.kind, item.content, area=self.config.area, serial=fields.serial_of(item.record_id)
-            )
-        return entry
+        return fields.envelope(item, area=self.config.area, data_key="fields", with_reason=False)
 
     def plan(self, items: Sequence[Item], *, now: dt.datetime) -> Plan:
         exchanges = []
@@ -116,16 +104,6 @@ class Municipal:
         body = replies.json_body(reply)
         if reply.status != 200 or not isinstance(body, dict):
             raise ReplyError("holdings_failed", f"holdings query failed: HTTP {reply.status}")
-        holdings = [
-            Holding(
-                str(i["record_id"]),
-                str(i.get("key") or ""),
-                fields.KIND_OF_TYPE.get(str(i.get("type")), kind),
-                i.get("status") == "public",
-                i.get("fields") or {},
-                i.get("updated_at"),
-            )
-            for i in body.get("items") or []
-        ]
+        holdings = [fields.json_holding(i, kind, "fields") for i in body.get("items") or []]
         cursor = body.get("next_cursor")
         return HoldingsPage(holdings, str(cursor) if cursor else None)

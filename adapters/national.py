@@ -20,10 +20,8 @@ from adapters import fields, replies
 from adapters.base import (
     Accepted,
     Exchange,
-    Holding,
     HoldingsPage,
     Item,
-    Operation,
     Outcome,
     Plan,
     Received,
@@ -32,6 +30,7 @@ from adapters.base import (
     ReplyError,
     Request,
     Retryable,
+    next_page,
 )
 from adapters.signing import national_signature
 from schemas.enums import Kind
@@ -76,19 +75,7 @@ class National:
         return Request(method, path, headers, body)
 
     def item(self, item: Item) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "key": item.key,
-            "record_id": item.record_id,
-            "op": item.operation.value,
-            "type": fields.TYPE_CODES[item.kind],
-        }
-        if item.operation is Operation.UPSERT:
-            entry["data"] = fields.field_codes(
-                item.kind, item.content, area=self.config.area, serial=fields.serial_of(item.record_id)
-            )
-        elif item.reason:
-            entry["reason"] = item.reason
-        return entry
+        return fields.envelope(item, area=self.config.area, data_key="data", with_reason=True)
 
     def plan(self, items: Sequence[Item], *, now: dt.datetime) -> Plan:
         exchanges: list[Exchange] = []
@@ -167,20 +154,8 @@ class National:
         data = body.get("data") or {}
         items = data.get("items") or []
         total = int(data.get("total") or 0)
-        number = int(page or 1)
-        holdings = [
-            Holding(
-                str(i["record_id"]),
-                str(i.get("key") or ""),
-                fields.KIND_OF_TYPE.get(str(i.get("type")), kind),
-                i.get("status") == "public",
-                i.get("data") or {},
-                i.get("updated_at"),
-            )
-            for i in items
-        ]
-        more = number * PAGE_SIZE < total and bool(items)
-        return HoldingsPage(holdings, str(number + 1) if more else None, total)
+        holdings = [fields.json_holding(i, kind, "data") for i in items]
+        return HoldingsPage(holdings, next_page(page, PAGE_SIZE, total, len(items)), total)
 
 
 def _code(body: Any) -> tuple[str | None, str | None]:

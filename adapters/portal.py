@@ -32,6 +32,7 @@ from adapters.base import (
     Reply,
     ReplyError,
     Request,
+    next_page,
 )
 from schemas.enums import CounterpartCategory, IdType, Kind, LicenceCategory, LicenceStatus, PenaltyCategory
 from schemas.identifiers import mask_id_number
@@ -179,9 +180,7 @@ class Portal:
             )
             for n in body.get("items") or []
         ]
-        number = int(page or 1)
-        more = number * PAGE_SIZE < total and bool(holdings)
-        return HoldingsPage(holdings, str(number + 1) if more else None, total)
+        return HoldingsPage(holdings, next_page(page, PAGE_SIZE, total, len(holdings)), total)
 
 
 def _subject(cp: Mapping[str, Any]) -> list[tuple[str, str | None]]:

@@ -33,6 +33,7 @@ from adapters.base import (
     ReplyError,
     Request,
     Retryable,
+    next_page,
 )
 from adapters.signing import provincial_signature
 from schemas.enums import Kind
@@ -219,6 +220,4 @@ class Provincial:
             )
             for r in root.iter("Record")
         ]
-        number = int(page or 1)
-        more = number * PAGE_SIZE < total and bool(holdings)
-        return HoldingsPage(holdings, str(number + 1) if more else None, total)
+        return HoldingsPage(holdings, next_page(page, PAGE_SIZE, total, len(holdings)), total)

@@ -177,18 +177,7 @@ def national_router(sb: Sandbox) -> APIRouter:
             return sb.error("national", 413, "4130", "body over 5 MB")
         try:
             doc = orjson.loads(body)
-            batch, items = str(doc["batch_id"]), doc["items"]
-            entries = [
-                Entry(
-                    str(i["key"]),
-                    str(i["record_id"]),
-                    str(i["op"]),
-                    str(i["type"]),
-                    i.get("data") or {},
-                    i.get("reason"),
-                )
-                for i in items
-            ]
+            batch, entries = str(doc["batch_id"]), json_entries(doc["items"], "data")
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             return sb.error("national", 400, "4000", f"malformed batch: {exc}")
         if not 0 < len(entries) <= 500:
@@ -238,6 +227,14 @@ def national_router(sb: Sandbox) -> APIRouter:
         return _json({"code": "0", "message": "ok", "data": {"total": total, "items": items}})
 
     return router
+
+
+def json_entries(items: list[dict[str, Any]], data_key: str) -> list[Entry]:
+    """Items of the JSON platforms; a missing member raises KeyError, which the caller answers with a 400."""
+    return [
+        Entry(str(i["key"]), str(i["record_id"]), str(i["op"]), str(i["type"]), i.get(data_key) or {}, i.get("reason"))
+        for i in items
+    ]
 
 
 def _acks(sb: Sandbox, target: str, results: list[Result]) -> list[Result]:
@@ -396,18 +393,7 @@ def municipal_router(sb: Sandbox) -> APIRouter:
         if refused:
             return refused
         try:
-            items = orjson.loads(await request.body())
-            entries = [
-                Entry(
-                    str(i["key"]),
-                    str(i["record_id"]),
-                    str(i["op"]),
-                    str(i["type"]),
-                    i.get("fields") or {},
-                    i.get("reason"),
-                )
-                for i in items
-            ]
+            entries = json_entries(orjson.loads(await request.body()), "fields")
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             return _json({"code": "4000", "message": f"malformed request: {exc}"}, 400)
         if not 0 < len(entries) <= 200:

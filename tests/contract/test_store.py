@@ -41,6 +41,23 @@ def post(store: Store, *records: dict[str, Any], kind: Kind = Kind.LICENCE, atom
     )
 
 
+def withdraw(
+    store: Store,
+    source_id: str = "XK-2026-000123",
+    reason: WithdrawReason = WithdrawReason.REVOKED,
+    note: str | None = None,
+) -> Any:
+    return store.withdraw(
+        source_system="approval-system",
+        kind=Kind.LICENCE,
+        source_id=source_id,
+        reason=reason,
+        note=note,
+        actor=SOURCE,
+        now=NOW,
+    )
+
+
 def rows(store: Store, table: sa.Table, *where: Any) -> list[Any]:
     return store.db.read(lambda conn: conn.execute(sa.select(table).where(*where).order_by(table.c.id)).all())
 
@@ -180,15 +197,7 @@ def test_same_source_id_in_another_kind_or_system_is_another_record(store: Store
 
 def test_withdraw_of_an_unsent_record_cancels_everywhere(store: Store) -> None:
     post(store, licence())
-    result = store.withdraw(
-        source_system="approval-system",
-        kind=Kind.LICENCE,
-        source_id="XK-2026-000123",
-        reason=WithdrawReason.REVOKED,
-        note="决定撤销",
-        actor=SOURCE,
-        now=NOW,
-    )
+    result = withdraw(store, "XK-2026-000123", WithdrawReason.REVOKED, "决定撤销")
     assert not result.already
     assert {d["state"] for d in result.deliveries} == {"cancelled"}
     publishes = rows(store, tables.delivery, tables.delivery.c.operation == "publish")
@@ -207,15 +216,7 @@ def test_withdraw_goes_to_targets_that_may_hold_the_record(store: Store) -> None
             c.execute(sa.update(d).where(d.c.target == "municipal").values(state="retry_wait", attempts=1)),
         )
     )
-    result = store.withdraw(
-        source_system="approval-system",
-        kind=Kind.LICENCE,
-        source_id="XK-2026-000123",
-        reason=WithdrawReason.CREDIT_REPAIR,
-        note=None,
-        actor=SOURCE,
-        now=NOW,
-    )
+    result = withdraw(store, "XK-2026-000123", WithdrawReason.CREDIT_REPAIR, None)
     assert {x["target"]: x["state"] for x in result.deliveries} == {
         "national": "pending",
         "provincial": "pending",
@@ -224,29 +225,13 @@ def test_withdraw_goes_to_targets_that_may_hold_the_record(store: Store) -> None
     }
     withdraws = rows(store, d, d.c.operation == "withdraw")
     assert all(w.idempotency_key.endswith(f"-w-{w.target}") for w in withdraws)
-    again = store.withdraw(
-        source_system="approval-system",
-        kind=Kind.LICENCE,
-        source_id="XK-2026-000123",
-        reason=WithdrawReason.OTHER,
-        note=None,
-        actor=SOURCE,
-        now=NOW,
-    )
+    again = withdraw(store, "XK-2026-000123", WithdrawReason.OTHER, None)
     assert again.already and len(rows(store, d, d.c.operation == "withdraw")) == 4
 
 
 def test_withdrawn_record_refuses_new_content_but_not_a_repeat(store: Store) -> None:
     post(store, licence())
-    store.withdraw(
-        source_system="approval-system",
-        kind=Kind.LICENCE,
-        source_id="XK-2026-000123",
-        reason=WithdrawReason.REVOKED,
-        note=None,
-        actor=SOURCE,
-        now=NOW,
-    )
+    withdraw(store, "XK-2026-000123", WithdrawReason.REVOKED, None)
     assert post(store, licence())[0].status == "unchanged"
     assert post(store, licence(content="复活"))[0].status == "withdrawn"
     assert len(rows(store, tables.record_version)) == 1
@@ -254,15 +239,7 @@ def test_withdrawn_record_refuses_new_content_but_not_a_repeat(store: Store) -> 
 
 def test_atomic_batch_with_a_refused_item_writes_nothing(store: Store) -> None:
     post(store, licence("W"))
-    store.withdraw(
-        source_system="approval-system",
-        kind=Kind.LICENCE,
-        source_id="W",
-        reason=WithdrawReason.REVOKED,
-        note=None,
-        actor=SOURCE,
-        now=NOW,
-    )
+    withdraw(store, "W", WithdrawReason.REVOKED, None)
     before = (len(rows(store, tables.record)), len(rows(store, tables.audit_event)))
     with pytest.raises(AtomicBatchRefused) as refused:
         post(store, licence("N1"), licence("W", content="新"), atomic=True)
@@ -272,15 +249,7 @@ def test_atomic_batch_with_a_refused_item_writes_nothing(store: Store) -> None:
 
 def test_withdraw_of_an_unknown_record(store: Store) -> None:
     with pytest.raises(errors.RecordNotFound):
-        store.withdraw(
-            source_system="approval-system",
-            kind=Kind.LICENCE,
-            source_id="nope",
-            reason=WithdrawReason.OTHER,
-            note=None,
-            actor=SOURCE,
-            now=NOW,
-        )
+        withdraw(store, "nope", WithdrawReason.OTHER, None)
 
 
 def test_record_view_shows_versions_and_deliveries(store: Store) -> None:
