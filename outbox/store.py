@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outbox import ingest as ingest_tx
-from outbox import keys, migrate, views, withdrawals
+from outbox import keys, leases, migrate, views, withdrawals
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored
+from outbox.lifecycle import AttemptResult, Settlement
 from outbox.tables import audit_event
 from schemas.enums import Kind, WithdrawReason
 
@@ -117,6 +118,40 @@ class Store:
 
     def revoke_key(self, *, prefix: str, actor: str, now: dt.datetime) -> int:
         return self.db.transact(lambda conn: keys.revoke(conn, prefix=prefix, actor=actor, now=now))
+
+    # -- delivery (leases are short transactions of their own; the HTTP call happens between them) ------------
+
+    def lease_due(
+        self, *, target: str, owner: str, limit: int, now: dt.datetime, lease_for: dt.timedelta
+    ) -> list[leases.Leased]:
+        return self.db.transact(
+            lambda c: leases.lease_due(c, target=target, owner=owner, limit=limit, now=now, lease_for=lease_for)
+        )
+
+    def lease_awaiting(
+        self, *, target: str, owner: str, limit: int, now: dt.datetime, lease_for: dt.timedelta
+    ) -> list[leases.Leased]:
+        return self.db.transact(
+            lambda c: leases.lease_awaiting(c, target=target, owner=owner, limit=limit, now=now, lease_for=lease_for)
+        )
+
+    def settle(
+        self,
+        *,
+        owner: str,
+        decided: Sequence[tuple[leases.Leased, Settlement, AttemptResult]],
+        now: dt.datetime,
+        duration_ms: int,
+    ) -> int:
+        return self.db.transact(
+            lambda c: leases.settle(c, owner=owner, decided=decided, now=now, duration_ms=duration_ms)
+        )
+
+    def still_processing(self, *, owner: str, ids: Sequence[int], next_at: dt.datetime, now: dt.datetime) -> None:
+        self.db.transact(lambda c: leases.still_processing(c, owner=owner, ids=ids, next_at=next_at, now=now))
+
+    def reap(self, *, now: dt.datetime) -> int:
+        return self.db.transact(lambda c: leases.reap(c, now=now))
 
     def migrate(self) -> str:
         return migrate.upgrade(self.db)

@@ -1,0 +1,147 @@
+"""The delivery engine: lease due deliveries per target, send them through the target's client, settle the
+outcomes; ask two-stage platforms for business results; make expired leases due again.
+
+Each step is a short transaction around one network exchange, so a database lock is never held while a
+platform thinks. ``push_once`` / ``poll_once`` / ``reap_once`` are what the scheduler (or a test, with an
+injected clock) calls; they never sleep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from adapters import base
+from adapters.client import TargetClient
+from gateway.clock import Clock
+from outbox.leases import Leased
+from outbox.lifecycle import AttemptResult, Result, RetryPolicy, settle
+from outbox.store import Store
+from schemas.enums import Kind
+
+PLATFORM_RECORD_ID = "hhzjj-{id}"  # 怀化住建局: stable across versions, within PROTOCOLS.md's item-key charset
+
+
+def platform_record_id(record_id: int) -> str:
+    return PLATFORM_RECORD_ID.format(id=record_id)
+
+
+def to_item(leased: Leased) -> base.Item:
+    operation = base.Operation.UPSERT if leased.operation == "publish" else base.Operation.WITHDRAW
+    return base.Item(
+        leased.key,
+        platform_record_id(leased.record_id),
+        Kind.from_code(leased.kind),
+        operation,
+        leased.version,
+        leased.content,
+        leased.withdraw_reason if operation is base.Operation.WITHDRAW else None,
+    )
+
+
+def to_result(outcome: base.Outcome) -> AttemptResult:
+    match outcome:
+        case base.Accepted():
+            return AttemptResult(outcome.key, Result.ACCEPTED, receipt=outcome.receipt)
+        case base.Received():
+            return AttemptResult(outcome.key, Result.RECEIVED, receipt=outcome.receipt)
+        case base.Rejected():
+            return AttemptResult(outcome.key, Result.REJECTED, code=outcome.code, message=outcome.message)
+        case base.Retryable():
+            return AttemptResult(
+                outcome.key,
+                Result.RETRYABLE,
+                code=outcome.code,
+                message=outcome.message,
+                retry_after=outcome.retry_after,
+            )
+    raise TypeError(f"not an outcome: {outcome!r}")
+
+
+@dataclass
+class DeliveryEngine:
+    store: Store
+    clients: Mapping[str, TargetClient]
+    clock: Clock
+    owner: str
+    policies: Mapping[str, RetryPolicy] = field(default_factory=dict)
+    lease_for: dt.timedelta = dt.timedelta(seconds=60)
+    poll_after: dt.timedelta = dt.timedelta(seconds=2)
+
+    def policy(self, target: str) -> RetryPolicy:
+        return self.policies.get(target, RetryPolicy())
+
+    def push_once(self, target: str) -> int:
+        """Lease one batch of due deliveries for ``target``, send it, settle it; the number settled."""
+        client = self.clients[target]
+        leased = self.store.lease_due(
+            target=target,
+            owner=self.owner,
+            limit=client.adapter.max_items,
+            now=self.clock.now(),
+            lease_for=self.lease_for,
+        )
+        if not leased:
+            return 0
+        started = time.perf_counter()
+        outcomes = {o.key: to_result(o) for o in client.deliver([to_item(x) for x in leased])}
+        return self._settle(target, leased, outcomes, started)
+
+    def poll_once(self, target: str) -> int:
+        """Ask a two-stage platform for the business results that are due; the number settled."""
+        client = self.clients[target]
+        if not client.two_stage:
+            return 0
+        leased = self.store.lease_awaiting(
+            target=target,
+            owner=self.owner,
+            limit=client.adapter.max_items,
+            now=self.clock.now(),
+            lease_for=self.lease_for,
+        )
+        by_receipt: dict[str, list[Leased]] = defaultdict(list)
+        for row in leased:
+            by_receipt[row.receipt_id or ""].append(row)
+        settled = 0
+        for receipt, rows in by_receipt.items():
+            started = time.perf_counter()
+            results = client.results(receipt, [r.key for r in rows])
+            if results is None:
+                now = self.clock.now()
+                self.store.still_processing(
+                    owner=self.owner, ids=[r.id for r in rows], next_at=now + self.poll_after, now=now
+                )
+                continue
+            settled += self._settle(target, rows, {o.key: to_result(o) for o in results}, started)
+        return settled
+
+    def reap_once(self) -> int:
+        return self.store.reap(now=self.clock.now())
+
+    def _settle(self, target: str, leased: list[Leased], outcomes: dict[str, AttemptResult], started: float) -> int:
+        now = self.clock.now()
+        policy = self.policy(target)
+        decided = []
+        for row in leased:
+            outcome = outcomes.get(row.key) or AttemptResult(
+                row.key, Result.RETRYABLE, code="no_outcome", message="the adapter returned no outcome for it"
+            )
+            decided.append(
+                (
+                    row,
+                    settle(
+                        outcome,
+                        attempts=row.attempts,
+                        created_at=row.created_at,
+                        now=now,
+                        policy=policy,
+                        poll_after=self.poll_after,
+                    ),
+                    outcome,
+                )
+            )
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        return self.store.settle(owner=self.owner, decided=decided, now=now, duration_ms=duration_ms)

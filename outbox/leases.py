@@ -1,0 +1,258 @@
+"""Leasing deliveries to workers, and settling what their attempts decided.
+
+PostgreSQL: the due rows are picked with ``FOR UPDATE SKIP LOCKED``, so several worker processes lease disjoint
+batches without waiting on each other; SQLite: the same statements inside ``BEGIN IMMEDIATE`` (one writer at a
+time) with a conditional update. Either way a lease has an expiry: a worker killed mid-push loses nothing, the
+reaper makes its rows due again and the next attempt carries the same idempotency key.
+
+Order: a delivery is not leased while an earlier delivery of the same record to the same target is unresolved,
+so version n+1 (or a withdrawal) never overtakes version n. Settling touches only rows still leased by the
+settling worker, so a worker whose lease expired cannot clobber the work of the one that took over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outbox.lifecycle import AttemptResult, Settlement
+from outbox.states import DUE, DeliveryState
+from outbox.tables import attempt, delivery, record, record_version
+
+UNRESOLVED = (DeliveryState.PENDING, DeliveryState.RETRY_WAIT, DeliveryState.IN_FLIGHT, DeliveryState.AWAITING_RESULT)
+
+
+@dataclass(frozen=True)
+class Leased:
+    """A delivery leased to a worker, with what it needs to build the item."""
+
+    id: int
+    record_id: int
+    version: int
+    operation: str
+    key: str
+    attempts: int
+    created_at: dt.datetime
+    kind: str
+    content: dict[str, Any]
+    withdraw_reason: str | None
+    receipt_id: str | None
+
+
+def _blocked_by_earlier() -> Any:
+    earlier = delivery.alias("earlier")
+    return sa.exists().where(
+        earlier.c.record_id == delivery.c.record_id,
+        earlier.c.target == delivery.c.target,
+        earlier.c.id < delivery.c.id,
+        earlier.c.state.in_([s.value for s in UNRESOLVED]),
+    )
+
+
+def lease_due(
+    conn: Connection, *, target: str, owner: str, limit: int, now: dt.datetime, lease_for: dt.timedelta
+) -> list[Leased]:
+    """Lease up to ``limit`` due deliveries of ``target`` (pending or retry_wait, next_attempt_at reached)."""
+    query = (
+        sa.select(delivery.c.id)
+        .where(
+            delivery.c.target == target,
+            delivery.c.state.in_([s.value for s in DUE]),
+            delivery.c.next_attempt_at <= now,
+            ~_blocked_by_earlier(),
+        )
+        .order_by(delivery.c.next_attempt_at, delivery.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=delivery)
+    ids = list(conn.execute(query).scalars())
+    if not ids:
+        return []
+    taken = (
+        conn.execute(
+            sa.update(delivery)
+            .where(delivery.c.id.in_(ids), delivery.c.state.in_([s.value for s in DUE]))
+            .values(
+                state=DeliveryState.IN_FLIGHT.value,
+                lease_owner=owner,
+                lease_expires_at=now + lease_for,
+                attempts=delivery.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(delivery.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    return _load(conn, list(taken))
+
+
+def lease_awaiting(
+    conn: Connection, *, target: str, owner: str, limit: int, now: dt.datetime, lease_for: dt.timedelta
+) -> list[Leased]:
+    """Lease deliveries whose business result is due to be asked for (two-stage platforms)."""
+    query = (
+        sa.select(delivery.c.id)
+        .where(
+            delivery.c.target == target,
+            delivery.c.state == DeliveryState.AWAITING_RESULT.value,
+            delivery.c.next_attempt_at <= now,
+            sa.or_(delivery.c.lease_expires_at.is_(None), delivery.c.lease_expires_at < now),
+        )
+        .order_by(delivery.c.next_attempt_at, delivery.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(conn.execute(query).scalars())
+    if not ids:
+        return []
+    conn.execute(
+        sa.update(delivery)
+        .where(delivery.c.id.in_(ids))
+        .values(lease_owner=owner, lease_expires_at=now + lease_for, updated_at=now)
+    )
+    return _load(conn, ids)
+
+
+def _load(conn: Connection, ids: list[int]) -> list[Leased]:
+    if not ids:
+        return []
+    rows = conn.execute(
+        sa.select(
+            delivery.c.id,
+            delivery.c.record_id,
+            delivery.c.version,
+            delivery.c.operation,
+            delivery.c.idempotency_key,
+            delivery.c.attempts,
+            delivery.c.created_at,
+            delivery.c.receipt_id,
+            record.c.kind,
+            record.c.withdraw_reason,
+            record_version.c.content,
+        )
+        .join(record, record.c.id == delivery.c.record_id)
+        .join(
+            record_version,
+            sa.and_(record_version.c.record_id == delivery.c.record_id, record_version.c.version == delivery.c.version),
+        )
+        .where(delivery.c.id.in_(ids))
+        .order_by(delivery.c.id)
+    )
+    return [
+        Leased(
+            r.id,
+            r.record_id,
+            r.version,
+            r.operation,
+            r.idempotency_key,
+            r.attempts,
+            r.created_at,
+            r.kind,
+            r.content,
+            r.withdraw_reason,
+            r.receipt_id,
+        )
+        for r in rows
+    ]
+
+
+def settle(
+    conn: Connection,
+    *,
+    owner: str,
+    decided: Sequence[tuple[Leased, Settlement, AttemptResult]],
+    now: dt.datetime,
+    duration_ms: int,
+) -> int:
+    """Write each decision and its attempt row; rows no longer leased by ``owner`` are left alone."""
+    if not decided:
+        return 0
+    updated = 0
+    statement = (
+        sa.update(delivery)
+        .where(
+            delivery.c.id == sa.bindparam("did"),
+            delivery.c.lease_owner == owner,
+            delivery.c.state.in_([DeliveryState.IN_FLIGHT.value, DeliveryState.AWAITING_RESULT.value]),
+        )
+        .values(
+            state=sa.bindparam("new_state"),
+            next_attempt_at=sa.func.coalesce(
+                sa.bindparam("next_at", type_=delivery.c.next_attempt_at.type), delivery.c.next_attempt_at
+            ),
+            published_at=sa.bindparam("published", type_=delivery.c.published_at.type),
+            receipt_id=sa.func.coalesce(sa.bindparam("receipt", type_=sa.String()), delivery.c.receipt_id),
+            last_code=sa.bindparam("code", type_=sa.String()),
+            last_message=sa.bindparam("message", type_=sa.String()),
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    for leased, decision, _ in decided:  # one by one: the count of rows really settled matters
+        updated += conn.execute(
+            statement,
+            {
+                "did": leased.id,
+                "new_state": decision.state.value,
+                "next_at": decision.next_attempt_at,
+                "published": decision.published_at,
+                "receipt": decision.receipt_id,
+                "code": decision.code,
+                "message": (decision.message or "")[:2000] or None,
+            },
+        ).rowcount
+    conn.execute(
+        sa.insert(attempt),
+        [
+            {
+                "delivery_id": leased.id,
+                "at": now,
+                "duration_ms": duration_ms,
+                "outcome": result.result.value,
+                "code": result.code,
+                "message": (result.message or "")[:2000] or None,
+            }
+            for leased, _, result in decided
+        ],
+    )
+    return updated
+
+
+def still_processing(
+    conn: Connection, *, owner: str, ids: Sequence[int], next_at: dt.datetime, now: dt.datetime
+) -> None:
+    """The platform has no business result yet: ask again at ``next_at``."""
+    if ids:
+        conn.execute(
+            sa.update(delivery)
+            .where(delivery.c.id.in_(list(ids)), delivery.c.lease_owner == owner)
+            .values(next_attempt_at=next_at, lease_owner=None, lease_expires_at=None, updated_at=now)
+        )
+
+
+def reap(conn: Connection, *, now: dt.datetime) -> int:
+    """In-flight deliveries whose lease expired (their worker died) become due again, with the same key."""
+    return int(
+        conn.execute(
+            sa.update(delivery)
+            .where(delivery.c.state == DeliveryState.IN_FLIGHT.value, delivery.c.lease_expires_at < now)
+            .values(
+                state=DeliveryState.RETRY_WAIT.value,
+                next_attempt_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_code="lease_expired",
+                last_message="the worker holding it stopped; retried with the same key",
+                updated_at=now,
+            )
+        ).rowcount
+    )
