@@ -14,12 +14,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from gateway.api import health, problems, records
+from gateway.api import health, problems, records, targets
 from gateway.api.auth import KeyCache
 from gateway.clock import Clock, SystemClock
 from gateway.metrics import Metrics
 from gateway.services import Services
 from gateway.settings import Settings
+from gateway.targets import build_clients
+from gateway.worker import Worker
 from outbox.database import Database
 from outbox.store import Store
 from schemas.records import MODELS
@@ -38,14 +40,24 @@ def make_store(settings: Settings) -> Store:
     return Store(db, settings.targets.routes())
 
 
-def build_app(settings: Settings, *, store: Store | None = None, clock: Clock | None = None) -> FastAPI:
+def build_app(
+    settings: Settings, *, store: Store | None = None, clock: Clock | None = None, worker: Worker | None = None
+) -> FastAPI:
+    """The gateway; with ``settings.delivery.in_serve`` it also runs a delivery worker (``worker`` or a new one)."""
     owns_store = store is None
     store = store or make_store(settings)
-    services = Services(settings=settings, store=store, clock=clock or SystemClock(), metrics=Metrics())
+    clock = clock or SystemClock()
+    if worker is None and settings.delivery.in_serve:
+        worker = Worker(settings, store, build_clients(settings, clock), clock)
+    services = Services(settings=settings, store=store, clock=clock, metrics=Metrics(), worker=worker)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if worker is not None:
+            worker.start()
         yield
+        if worker is not None:
+            worker.stop()
         if owns_store:
             store.db.dispose()
 
@@ -55,6 +67,7 @@ def build_app(settings: Settings, *, store: Store | None = None, clock: Clock | 
     problems.install(app)
     app.include_router(health.router)
     app.include_router(records.router)
+    app.include_router(targets.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

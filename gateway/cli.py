@@ -136,6 +136,37 @@ def sandbox_command(
 
 
 @app.command()
+def worker() -> None:
+    """Run the delivery loop alone, for scale-out beside serve (PostgreSQL); stops cleanly on SIGTERM/SIGINT.
+
+    Set CREDIT_GATEWAY_DELIVERY__IN_SERVE=false on serve to keep delivery out of the API processes.
+    """
+    import signal
+    import threading
+
+    from gateway.targets import build_clients
+    from gateway.worker import Worker
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    store = _store(settings)
+    try:
+        if not store.schema_is_current():
+            raise _fail(ValueError("the database schema is not current: run `credit-gateway migrate` first"))
+    except StoreError as exc:
+        raise _fail(exc) from None
+    clock = SystemClock()
+    runner = Worker(settings, store, build_clients(settings, clock), clock)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner.start()
+    stop.wait()
+    runner.stop()
+    store.db.dispose()
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database (CREDIT_GATEWAY_DATABASE_URL) to the newest schema version."""
     store = _store(_settings())

@@ -46,3 +46,20 @@ class ManualClock:
 def local_date(clock: Clock, zone: ZoneInfo = SHANGHAI) -> dt.date:
     """Today where the bureau is (deadlines and "no future decision date" are judged in Asia/Shanghai)."""
     return clock.now().astimezone(zone).date()
+
+
+class ShiftableClock:
+    """Real time plus an offset that only grows: for running systems whose tests must skip ahead (backoff,
+    breaker timeouts) while everything else keeps moving at the normal pace."""
+
+    def __init__(self) -> None:
+        self._offset = dt.timedelta()
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        with self._lock:
+            return dt.datetime.now(dt.UTC) + self._offset
+
+    def advance(self, delta: dt.timedelta) -> None:
+        with self._lock:
+            self._offset += delta

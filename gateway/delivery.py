@@ -74,21 +74,22 @@ class DeliveryEngine:
     def policy(self, target: str) -> RetryPolicy:
         return self.policies.get(target, RetryPolicy())
 
-    def push_once(self, target: str) -> int:
-        """Lease one batch of due deliveries for ``target``, send it, settle it; the number settled."""
+    def push_once(self, target: str, limit: int | None = None) -> list[AttemptResult]:
+        """Lease one batch of due deliveries for ``target``, send it, settle it; what each item's attempt gave."""
         client = self.clients[target]
         leased = self.store.lease_due(
             target=target,
             owner=self.owner,
-            limit=client.adapter.max_items,
+            limit=limit or client.adapter.max_items,
             now=self.clock.now(),
             lease_for=self.lease_for,
         )
         if not leased:
-            return 0
+            return []
         started = time.perf_counter()
         outcomes = {o.key: to_result(o) for o in client.deliver([to_item(x) for x in leased])}
-        return self._settle(target, leased, outcomes, started)
+        self._settle(target, leased, outcomes, started)
+        return list(outcomes.values())
 
     def poll_once(self, target: str) -> int:
         """Ask a two-stage platform for the business results that are due; the number settled."""

@@ -24,6 +24,7 @@ from schemas.errors import FieldError
 if TYPE_CHECKING:
     from gateway.api.auth import Principal
     from gateway.api.records import WithdrawBody
+    from gateway.worker import Worker
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Services:
     store: Store
     clock: Clock
     metrics: Metrics
+    worker: Worker | None = None
 
     def ingest(self, principal: Principal, kind: Kind, items: Sequence[Incoming], atomic: bool) -> list[Stored]:
         if not items:
@@ -46,6 +48,8 @@ class Services:
             atomic=atomic,
         )
         self.metrics.ingest_seconds.labels(kind.value).observe(time.perf_counter() - started)
+        if self.worker is not None and any(s.status in ("created", "updated") for s in stored):
+            self.worker.wake(self.store.routes.get(kind, ()))
         for status, count in Counter(s.status for s in stored).items():
             self.metrics.ingested.labels(kind.value, "rejected" if status == "withdrawn" else status).inc(count)
         return stored
@@ -72,4 +76,6 @@ class Services:
         )
         if not result.already:
             self.metrics.withdrawals.labels(kind.value, body.reason.value).inc()
+            if self.worker is not None:
+                self.worker.wake(d["target"] for d in result.deliveries if d["state"] == "pending")
         return result

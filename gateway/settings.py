@@ -99,6 +99,23 @@ class Targets(BaseModel):
         return {kind: tuple(n for n, t in self.items() if t.enabled and kind in t.kinds) for kind in Kind}
 
 
+class DeliverySettings(BaseModel):
+    """The delivery engine's timing; per-target retry limits apply to every target alike."""
+
+    in_serve: bool = True  # serve runs the delivery worker too; false when `credit-gateway worker` processes do
+    push_interval_seconds: float = Field(default=1.0, gt=0)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    reap_interval_seconds: float = Field(default=10.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=12, ge=1)
+    max_age_hours: float = Field(default=72.0, gt=0)
+    initial_backoff_seconds: float = Field(default=2.0, gt=0)
+    max_backoff_seconds: float = Field(default=900.0, gt=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_open_seconds: float = Field(default=30.0, gt=0)
+    alert_after_seconds: float = Field(default=300.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -117,6 +134,7 @@ class Settings(BaseSettings):
     metrics_require_key: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     targets: Targets = Field(default_factory=Targets)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
 
     @model_validator(mode="after")
     def _no_demo_secrets_in_production(self) -> Settings:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from outbox import notify
 from outbox.states import REPLACEABLE, DeliveryState, Operation, idempotency_key
 from outbox.tables import audit_event, delivery, record, record_version
 from schemas.enums import Kind
@@ -108,6 +109,8 @@ def ingest(
     _queue_deliveries(conn, fresh, targets, now)
     _current_deliveries(conn, [s for s in results.values() if s.status in ("unchanged", "withdrawn")])
     _audit(conn, kind, actor, results.values(), now)
+    if fresh:
+        notify.notify(conn, targets)
     return [results[i.canonical.source_id] for i in items]
 
 
@@ -133,7 +136,7 @@ WITH new_record AS (
     INSERT INTO audit_event (at, actor, role, action, kind, source_id, record_id, detail)
     SELECT :now, :actor, :role, 'ingest.created', :kind, :source_id, id, :detail FROM new_record
 )
-SELECT id FROM new_record
+SELECT id, pg_notify(:channel, :notify_targets) FROM new_record
 """).bindparams(
     sa.bindparam("now", type_=record.c.created_at.type),
     sa.bindparam("content", type_=sa.JSON()),
@@ -169,6 +172,8 @@ def _create_in_one_statement(
             "actor": actor.name,
             "role": actor.role,
             "detail": {"version": 1},
+            "channel": notify.CHANNEL,
+            "notify_targets": ",".join(targets),
         },
     ).scalar_one_or_none()
     if record_id is None:

@@ -153,6 +153,21 @@ class Store:
     def reap(self, *, now: dt.datetime) -> int:
         return self.db.transact(lambda c: leases.reap(c, now=now))
 
+    def delivery_counts(self) -> dict[str, dict[str, int]]:
+        """{target: {state: count}} over every delivery (an index-only scan on PostgreSQL)."""
+        from outbox.tables import delivery
+
+        def read(conn: Connection) -> dict[str, dict[str, int]]:
+            found: dict[str, dict[str, int]] = {}
+            query = sa.select(delivery.c.target, delivery.c.state, sa.func.count()).group_by(
+                delivery.c.target, delivery.c.state
+            )
+            for target, state, count in conn.execute(query):
+                found.setdefault(target, {})[state] = count
+            return found
+
+        return self.db.read(read)
+
     def migrate(self) -> str:
         return migrate.upgrade(self.db)
 

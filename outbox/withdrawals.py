@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outbox import errors
+from outbox import errors, notify
 from outbox.ingest import Actor
 from outbox.states import MAY_HOLD, REPLACEABLE, DeliveryState, Operation, idempotency_key
 from outbox.tables import audit_event, delivery, record
@@ -92,6 +92,7 @@ def withdraw(
             detail={"reason": reason.value, "note": note, "targets": targets, "sent_to": sorted(may_hold)},
         )
     )
+    notify.notify(conn, sorted(may_hold))
     return Withdrawal(row.id, row.current_version, False, _withdraw_deliveries(conn, row.id))
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from gateway.app import build_app
 from gateway.clock import ManualClock
-from gateway.settings import Settings
+from gateway.settings import DeliverySettings, Settings
 from outbox import migrate
 from outbox.database import Database
 from outbox.store import Store
@@ -96,7 +96,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, key_cache_seconds=0)
+    # delivery is exercised by its own tests; API tests see deliveries as ingest left them
+    return Settings(database_url=db_url, key_cache_seconds=0, delivery=DeliverySettings(in_serve=False))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ signatures are relative to the platform's base URL, so the same client works whe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import re
@@ -69,6 +70,18 @@ class Sandbox:
         self.credentials = credentials or Credentials()
         self.nonces: dict[str, float] = {}
         self.tokens: dict[str, float] = {}
+        self._changed: asyncio.Condition | None = None
+
+    @property
+    def changed(self) -> asyncio.Condition:
+        if self._changed is None:  # created inside the server's event loop
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def touch(self) -> None:
+        """Wake whoever waits on ``/_admin/{target}/wait``: the platforms' holdings changed."""
+        async with self.changed:
+            self.changed.notify_all()
 
     # -- faults --------------------------------------------------------------------------------------------
 
@@ -187,6 +200,7 @@ def national_router(sb: Sandbox) -> APIRouter:
         if seen == "other":
             return sb.error("national", 409, "4009", "batch_id already used with another body")
         sb.state.accept_items("national", entries, receipt)
+        await sb.touch()
         status = 200 if seen == "same" else 202
         reply = _json(
             {"code": "0", "message": "received", "data": {"receipt_id": receipt, "received": len(entries)}}, status
@@ -309,6 +323,7 @@ def provincial_router(sb: Sandbox, schema: Callable[[], etree.XMLSchema]) -> API
         if seen == "other":
             return sb.error("provincial", 400, "E102", "MessageId already used with other content")
         sb.state.accept_items("provincial", entries, message_id)
+        await sb.touch()
         receipt = etree.Element("Receipt")
         etree.SubElement(receipt, "MessageId").text = message_id
         etree.SubElement(receipt, "Status").text = "RECEIVED"
@@ -399,6 +414,7 @@ def municipal_router(sb: Sandbox) -> APIRouter:
         if not 0 < len(entries) <= 200:
             return _json({"code": "4001", "message": "1 to 200 items per request"}, 400)
         results = sb.state.accept_items("municipal", entries, None)
+        await sb.touch()
         body = {
             "accepted": [r.key for r in results if r.result == "accepted"],
             "errors": [{"key": r.key, "code": r.code, "message": r.message} for r in results if r.result != "accepted"],
@@ -483,6 +499,7 @@ def portal_router(sb: Sandbox) -> APIRouter:
         if problem:
             return refuse(422, problem)
         created, _ = sb.state.put_notice(external_id, notice["column"], notice)
+        await sb.touch()
         body = {
             "notice_id": hashlib.sha256(external_id.encode()).hexdigest()[:12],
             "url": f"/xyzl/{notice['column']}/{external_id}.html",
@@ -496,7 +513,9 @@ def portal_router(sb: Sandbox) -> APIRouter:
         refused = await sb.before("portal")
         if refused:
             return refused
-        return Response(status_code=204) if sb.state.delete_notice(external_id) else refuse(404, "no such notice")
+        deleted = sb.state.delete_notice(external_id)
+        await sb.touch()
+        return Response(status_code=204) if deleted else refuse(404, "no such notice")
 
     @router.get("/cms/api/notices")
     async def notices(request: Request, column: str | None = None, page: int = 1, size: int = 100) -> Response:
@@ -539,6 +558,26 @@ def admin_router(sb: Sandbox) -> APIRouter:
     @router.get("/{target}/stats")
     async def stats(target: str) -> Response:
         return known(target) or _json(sb.state.stats(target))
+
+    @router.get("/{target}/wait")
+    async def wait(
+        target: str, unique_keys: int = 0, public: int = 0, withdrawn: int = 0, timeout: float = 30.0
+    ) -> Response:
+        """Long-poll until the target's stats reach these numbers (408 with the stats if they do not in time)."""
+        if (missing := known(target)) is not None:
+            return missing
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(timeout, 600.0)
+        while True:
+            found = sb.state.stats(target)
+            if found["unique_keys"] >= unique_keys and found["public"] >= public and found["withdrawn"] >= withdrawn:
+                return _json(found)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return _json(found, 408)
+            async with sb.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sb.changed.wait(), remaining)
 
     @router.get("/{target}/faults")
     async def get_faults(target: str) -> Response:

@@ -1,0 +1,187 @@
+"""The delivery worker running for real (APScheduler, wake-ups, breaker) against the sandbox over loopback.
+
+Push ticks are set to 30 s, so a delivery within a second can only come from the wake-up. Waiting is event
+driven: the sandbox's long-poll ``/_admin/{target}/wait`` and a queue fed by the worker's ``on_settled``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from adapters.sandbox.app import create_sandbox
+from gateway.app import build_app
+from gateway.clock import ShiftableClock
+from gateway.settings import DeliverySettings, Settings
+from gateway.targets import build_clients, point_at_sandbox
+from gateway.worker import Worker
+from outbox import tables
+from outbox.database import Database
+from outbox.ingest import Actor, Incoming
+from outbox.store import Store
+from schemas.enums import Kind
+from schemas.validation import Canonical, validate
+from tests import live
+from tests.conftest import bearer
+from tests.factories import licence
+
+TARGETS = ("national", "provincial", "municipal", "portal")
+
+
+@pytest.fixture
+def clock() -> ShiftableClock:  # a running worker needs time to pass; tests skip ahead with advance()
+    return ShiftableClock()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[str]:
+    with live.serve(create_sandbox(result_delay=0)) as url:
+        yield url
+
+
+def delivery_settings(settings: Settings, sandbox: str, **changes: Any) -> Settings:
+    point_at_sandbox(settings, sandbox)
+    settings.delivery = DeliverySettings(push_interval_seconds=30, poll_interval_seconds=0.2, **changes)
+    return settings
+
+
+def wait(sandbox: str, target: str, **numbers: int) -> dict[str, int]:
+    response = httpx.get(f"{sandbox}/_admin/{target}/wait", params=numbers | {"timeout": 10}, timeout=15)
+    assert response.status_code == 200, f"{target} never reached {numbers}: {response.json()}"
+    return response.json()
+
+
+def state_counts(store: Store) -> dict[str, int]:
+    d = tables.delivery
+    rows = store.db.read(lambda c: c.execute(sa.select(d.c.state, sa.func.count()).group_by(d.c.state)).all())
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def until_settled(events: queue.Queue[tuple[str, int]], store: Store, predicate: Any) -> None:
+    """Block on the worker's settle events until ``predicate(state counts)`` holds (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while not predicate(state_counts(store)):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"deliveries did not settle: {state_counts(store)}"
+        try:
+            events.get(timeout=remaining)
+        except queue.Empty:
+            continue
+
+
+def test_a_posted_record_is_pushed_within_a_second_and_published(
+    settings: Settings, store: Store, clock: ShiftableClock, source_key: str, sandbox: str
+) -> None:
+    delivery_settings(settings, sandbox)
+    events: queue.Queue[tuple[str, int]] = queue.Queue()
+    worker = Worker(settings, store, build_clients(settings, clock), clock, on_settled=lambda t, n: events.put((t, n)))
+    with live.serve(build_app(settings, store=store, clock=clock, worker=worker)) as base:
+        started = time.monotonic()
+        assert httpx.post(f"{base}/api/v1/licences", json=licence(), headers=bearer(source_key)).status_code == 201
+        for target in TARGETS:
+            wait(sandbox, target, unique_keys=1)
+        assert time.monotonic() - started < 1.0, "the ingest did not wake the push loop"
+        until_settled(events, store, lambda counts: counts == {"published": 4})
+        status = httpx.get(
+            f"{base}/api/v1/targets",
+            headers=bearer(store.create_key(name="office", role="operator", kinds=None, actor="t", now=clock.now())[0]),
+        ).json()["targets"]
+        assert {t["target"]: t["deliveries"] for t in status} == {t: {"published": 1} for t in TARGETS}
+        assert {t["health"]["breaker"] for t in status} == {"closed"}
+
+
+def test_an_outage_opens_one_breaker_and_the_backlog_drains_after(
+    settings: Settings, store: Store, clock: ShiftableClock, source_key: str, sandbox: str
+) -> None:
+    delivery_settings(settings, sandbox, breaker_failures=1, breaker_open_seconds=30, initial_backoff_seconds=5)
+    events: queue.Queue[tuple[str, int]] = queue.Queue()
+    worker = Worker(settings, store, build_clients(settings, clock), clock, on_settled=lambda t, n: events.put((t, n)))
+    now = time.time()
+    httpx.put(f"{sandbox}/_admin/national/faults", json={"outage_start": now - 1, "outage_end": now + 3600})
+    with live.serve(build_app(settings, store=store, clock=clock, worker=worker)) as base:
+        for i in range(3):
+            httpx.post(f"{base}/api/v1/licences", json=licence(f"O{i}"), headers=bearer(source_key))
+        for target in ("provincial", "municipal", "portal"):  # the others are not delayed by national's outage
+            wait(sandbox, target, unique_keys=3)
+        until_settled(events, store, lambda c: c.get("published", 0) == 9 and c.get("retry_wait", 0) >= 1)
+        assert worker.gates["national"].state == "open"
+        waiting = state_counts(store)  # the backlog waits in the database: not leased while the breaker is open
+        assert waiting.get("retry_wait", 0) + waiting.get("pending", 0) == 3 and "in_flight" not in waiting
+        assert worker.gates["municipal"].state == "closed"
+
+        httpx.delete(f"{sandbox}/_admin/national/faults")
+        clock.advance(dt.timedelta(seconds=31))  # past the breaker's open time and the items' backoff
+        worker.wake(["national"])
+        until_settled(events, store, lambda c: c == {"published": 12})
+        assert worker.gates["national"].state == "closed"
+        assert httpx.get(f"{sandbox}/_admin/national/stats").json()["unique_keys"] == 3
+
+
+def test_stopping_leaves_nothing_in_flight(
+    settings: Settings, store: Store, clock: ShiftableClock, sandbox: str
+) -> None:
+    delivery_settings(settings, sandbox)
+    httpx.put(f"{sandbox}/_admin/portal/faults", json={"latency_ms": 200})
+    actor = Actor("approval-system", "source")
+    items = []
+    for i in range(20):
+        data = licence(f"G{i}")
+        canonical = validate(Kind.LICENCE, data, today=dt.date(2026, 11, 25))
+        assert isinstance(canonical, Canonical)
+        items.append(Incoming(canonical, data))
+    store.ingest(source_system="approval-system", kind=Kind.LICENCE, items=items, actor=actor, now=clock.now())
+    worker = Worker(settings, store, build_clients(settings, clock), clock)
+    worker.start()
+    wait(sandbox, "portal", unique_keys=1)  # the portal is mid-batch (200 ms per notice)
+    worker.stop()
+    counts = state_counts(store)
+    assert counts.get("in_flight", 0) == 0, counts
+    d = tables.delivery
+    published = store.db.read(
+        lambda c: c.execute(
+            sa.select(sa.func.count()).select_from(d).where(d.c.target == "portal", d.c.state == "published")
+        ).scalar_one()
+    )
+    received = httpx.get(f"{sandbox}/_admin/portal/stats").json()["unique_keys"]
+    assert published == received > 0  # the batch under way when stop came was finished and settled
+
+
+def test_ingest_in_another_process_wakes_the_worker_through_postgres(pg_template: str, sandbox: str) -> None:
+    from tests.conftest import _pg_admin, _pg_url
+
+    name = f"cgtest_notify_{uuid.uuid4().hex[:8]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}" STRATEGY FILE_COPY')
+    settings = delivery_settings(Settings(database_url=_pg_url(name)), sandbox)
+    clock = ShiftableClock()
+    worker_store = Store(Database(settings.database_url), settings.targets.routes())
+    ingest_store = Store(Database(settings.database_url), settings.targets.routes())  # "another process"
+    worker = Worker(settings, worker_store, build_clients(settings, clock), clock)
+    worker.start()
+    try:
+        data = licence("N1")
+        canonical = validate(Kind.LICENCE, data, today=dt.date(2026, 11, 25))
+        assert isinstance(canonical, Canonical)
+        wait(sandbox, "municipal", unique_keys=0)
+        started = time.monotonic()
+        ingest_store.ingest(
+            source_system="approval-system",
+            kind=Kind.LICENCE,
+            items=[Incoming(canonical, data)],
+            actor=Actor("approval-system", "source"),
+            now=clock.now(),
+        )
+        wait(sandbox, "municipal", unique_keys=1)
+        assert time.monotonic() - started < 1.0, "NOTIFY did not wake the worker"
+    finally:
+        worker.stop()
+        worker_store.db.dispose()
+        ingest_store.db.dispose()
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
