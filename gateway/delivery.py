@@ -8,15 +8,18 @@ injected clock) calls; they never sleep.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from adapters import base
 from adapters.client import TargetClient
 from gateway.clock import Clock
+from outbox.errors import StoreError
 from outbox.leases import Leased
 from outbox.lifecycle import AttemptResult, Result, RetryPolicy, settle
 from outbox.store import Store
@@ -87,9 +90,28 @@ class DeliveryEngine:
         if not leased:
             return []
         started = time.perf_counter()
-        outcomes = {o.key: to_result(o) for o in client.deliver([to_item(x) for x in leased])}
+        with self._heartbeat([x.id for x in leased]):
+            outcomes = {o.key: to_result(o) for o in client.deliver([to_item(x) for x in leased])}
         self._settle(target, leased, outcomes, started)
         return list(outcomes.values())
+
+    @contextlib.contextmanager
+    def _heartbeat(self, ids: list[int]) -> Iterator[None]:
+        """Extend the batch's leases every third of the lease time until it is sent; a dead worker stops beating."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.lease_for.total_seconds() / 3):
+                with contextlib.suppress(StoreError):  # a missed beat only shortens the lease
+                    self.store.extend_leases(owner=self.owner, ids=ids, until=self.clock.now() + self.lease_for)
+
+        thread = threading.Thread(target=beat, name="lease-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def poll_once(self, target: str) -> int:
         """Ask a two-stage platform for the business results that are due; the number settled."""

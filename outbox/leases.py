@@ -239,6 +239,23 @@ def still_processing(
         )
 
 
+def extend(conn: Connection, *, owner: str, ids: Sequence[int], until: dt.datetime) -> int:
+    """Keep leases alive while their batch is still being sent (a heartbeat, so slow batches are not reaped)."""
+    if not ids:
+        return 0
+    return int(
+        conn.execute(
+            sa.update(delivery)
+            .where(
+                delivery.c.id.in_(list(ids)),
+                delivery.c.lease_owner == owner,
+                delivery.c.state.in_([DeliveryState.IN_FLIGHT.value, DeliveryState.AWAITING_RESULT.value]),
+            )
+            .values(lease_expires_at=until)
+        ).rowcount
+    )
+
+
 def reap(conn: Connection, *, now: dt.datetime) -> int:
     """In-flight deliveries whose lease expired (their worker died) become due again, with the same key."""
     return int(

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from outbox.database import Database
 
 CHANNEL = "credit_gateway_due"
+SETTLED = "credit_gateway_settled"  # deliveries changed state: for dashboards and tests that wait on progress
 log = logging.getLogger("outbox.notify")
 
 

@@ -95,6 +95,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, for tests that are about PostgreSQL only (several processes)."""
+    template = request.getfixturevalue("pg_template")
+    name = f"cgtest_{RUN}_{uuid.uuid4().hex[:10]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+    yield _pg_url(name)
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def settings(db_url: str) -> Settings:
     # delivery is exercised by its own tests; API tests see deliveries as ingest left them
     return Settings(database_url=db_url, key_cache_seconds=0, delivery=DeliverySettings(in_serve=False))
