@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from gateway.api import health, problems, records, targets
+from gateway.api import health, operations, problems, records, targets
 from gateway.api.auth import KeyCache
 from gateway.clock import Clock, SystemClock
 from gateway.metrics import Metrics
@@ -68,6 +68,7 @@ def build_app(
     app.include_router(health.router)
     app.include_router(records.router)
     app.include_router(targets.router)
+    app.include_router(operations.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

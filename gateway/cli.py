@@ -15,6 +15,7 @@ from gateway import logs
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from outbox.errors import StoreError
+from outbox.ingest import Actor
 from schemas.enums import Kind
 
 app = typer.Typer(
@@ -25,6 +26,11 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed; shown once).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+deliveries_app = typer.Typer(help="Dead letters: list, requeue, cancel (audited as 'cli').", no_args_is_help=True)
+app.add_typer(deliveries_app, name="deliveries")
+targets_app = typer.Typer(help="Targets: status, pause, resume, replay (audited as 'cli').", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+CLI_ACTOR = ("cli", "operator")
 err = Console(stderr=True)
 
 
@@ -243,6 +249,155 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix as 
     if not count:
         raise _fail(ValueError(f"no active key with prefix {prefix!r}"))
     typer.echo(f"revoked {count} key(s)")
+
+
+def _actor() -> Actor:
+    return Actor(*CLI_ACTOR)
+
+
+def _known_target(settings: Settings, target: str) -> str:
+    names = [name for name, _ in settings.targets.items()]
+    if target not in names:
+        raise _fail(ValueError(f"{target!r} is not a target; choose one of {', '.join(names)}"))
+    return target
+
+
+@deliveries_app.command("dead")
+def deliveries_dead(
+    target: Annotated[str | None, typer.Option(help="only this target")] = None,
+    kind: Annotated[str | None, typer.Option(help="only this kind (licences, penalties, ...)")] = None,
+    department: Annotated[str | None, typer.Option(help="only this department (科室)")] = None,
+    code: Annotated[str | None, typer.Option(help="only this error code of the target")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many rows")] = 100,
+) -> None:
+    """List dead letters: deliveries that failed for good, with the target's own code and message."""
+    try:
+        total, items = _store(_settings()).dead_letters(
+            target=target, kind=kind, department=department, code=code, limit=limit
+        )
+    except StoreError as exc:
+        raise _fail(exc) from None
+    table = Table("id", "target", "kind", "source_id", "department", "v", "attempts", "code", "message")
+    for column in table.columns:
+        column.overflow = "fold"
+    for d in items:
+        table.add_row(
+            str(d["id"]),
+            d["target"],
+            d["kind"],
+            d["source_id"],
+            d["department"],
+            str(d["version"]),
+            str(d["attempts"]),
+            d["code"] or "",
+            d["message"] or "",
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    err.print(f"{len(items)} of {total} dead letters")
+
+
+@deliveries_app.command("requeue")
+def deliveries_requeue(ids: Annotated[list[int], typer.Argument(help="delivery ids from `deliveries dead`")]) -> None:
+    """Send dead deliveries again, with a fresh retry budget."""
+    try:
+        count = _store(_settings()).requeue(ids=ids, actor=_actor(), now=SystemClock().now())
+    except StoreError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"requeued {count} of {len(ids)}")
+
+
+@deliveries_app.command("cancel")
+def deliveries_cancel(
+    ids: Annotated[list[int], typer.Argument(help="delivery ids")],
+    reason: Annotated[str | None, typer.Option(help="why (kept in the audit log)")] = None,
+) -> None:
+    """Give up on deliveries (dead, pending or waiting to retry)."""
+    try:
+        count = _store(_settings()).cancel(ids=ids, actor=_actor(), now=SystemClock().now(), reason=reason)
+    except StoreError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"cancelled {count} of {len(ids)}")
+
+
+@targets_app.command("status")
+def targets_status() -> None:
+    """Deliveries by state for each target, and which are paused."""
+    settings = _settings()
+    try:
+        store = _store(settings)
+        counts, paused = store.delivery_counts(), store.paused_targets()
+    except StoreError as exc:
+        raise _fail(exc) from None
+    table = Table("target", "enabled", "paused", "pending", "in flight", "awaiting", "retry", "published", "dead")
+    for name, t in settings.targets.items():
+        c = counts.get(name, {})
+        table.add_row(
+            name,
+            "yes" if t.enabled else "no",
+            "yes" if name in paused else "",
+            *(str(c.get(s, 0)) for s in ("pending", "in_flight", "awaiting_result", "retry_wait", "published", "dead")),
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@targets_app.command("pause")
+def targets_pause(
+    target: Annotated[str, typer.Argument(help="national, provincial, municipal or portal")],
+    reason: Annotated[str | None, typer.Option(help="why (kept in the audit log)")] = None,
+) -> None:
+    """Stop pushing to a target; every worker obeys within a second."""
+    settings = _settings()
+    try:
+        _store(settings).set_paused(
+            target=_known_target(settings, target), paused=True, reason=reason, actor=_actor(), now=SystemClock().now()
+        )
+    except StoreError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"{target} paused")
+
+
+@targets_app.command("resume")
+def targets_resume(target: Annotated[str, typer.Argument(help="the paused target")]) -> None:
+    """Push to a paused target again."""
+    settings = _settings()
+    try:
+        _store(settings).set_paused(
+            target=_known_target(settings, target), paused=False, reason=None, actor=_actor(), now=SystemClock().now()
+        )
+    except StoreError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"{target} resumed")
+
+
+@targets_app.command("replay")
+def targets_replay(
+    target: Annotated[str, typer.Argument(help="the target to send again")],
+    since: Annotated[str, typer.Option(help="YYYY-MM-DD: what it accepted on or after this day")],
+    dry_run: Annotated[bool, typer.Option("--dry-run/--send", help="list only (default), or really send")] = True,
+) -> None:
+    """Re-send to a target what it accepted since a day (after it lost data). Lists first unless --send."""
+    import datetime as dt
+
+    from gateway.clock import SHANGHAI
+
+    settings = _settings()
+    try:
+        day = dt.date.fromisoformat(since)
+    except ValueError:
+        raise _fail(ValueError(f"--since takes YYYY-MM-DD, got {since!r}")) from None
+    try:
+        plan = _store(settings).replay(
+            target=_known_target(settings, target),
+            since=dt.datetime.combine(day, dt.time(), SHANGHAI),
+            dry_run=dry_run,
+            actor=_actor(),
+            now=SystemClock().now(),
+        )
+    except StoreError as exc:
+        raise _fail(exc) from None
+    for p in plan:
+        typer.echo(f"{p['kind']}\t{p['source_system']}\t{p['source_id']}\tv{p['version']}\t{p['key']}")
+    err.print(f"{len(plan)} record(s) {'would be' if dry_run else 'are'} sent again to {target}")
 
 
 def main() -> None:

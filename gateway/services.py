@@ -54,6 +54,9 @@ class Services:
             self.metrics.ingested.labels(kind.value, "rejected" if status == "withdrawn" else status).inc(count)
         return stored
 
+    def clients_names(self) -> list[str]:
+        return [name for name, t in self.settings.targets.items() if t.enabled]
+
     def refused(self, principal: Principal, kind: Kind, errors: Sequence[FieldError], items: int = 1) -> None:
         """Audit a refused request: the source's action is on record even though nothing else was written."""
         self.metrics.rejected(kind, items)

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 
@@ -87,6 +88,8 @@ class Worker:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
         self._listener: threading.Thread | None = None
+        self._paused: set[str] = set()
+        self._paused_read = float("-inf")
 
     @property
     def owner(self) -> str:
@@ -149,7 +152,7 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 self._dirty[target].clear()
-                self._drain(target)
+                self.drain(target)
                 if not self._dirty[target].is_set():  # woken while draining: go round once more
                     break
         except Exception:
@@ -159,7 +162,17 @@ class Worker:
         finally:
             self._running[target].clear()
 
-    def _drain(self, target: str) -> None:
+    def paused(self) -> set[str]:
+        """Targets an operator paused (read from the database at most once a second: every worker obeys)."""
+        now = time.monotonic()
+        if now - self._paused_read > 1.0:
+            self._paused, self._paused_read = set(self.store.paused_targets()), now
+        return self._paused
+
+    def drain(self, target: str) -> None:
+        """Push everything due for ``target`` now (unless paused, held or its breaker is open)."""
+        if target in self.paused():
+            return
         gate, client = self.gates[target], self.clients[target]
         while not self._stopping.is_set() and gate.may_send():
             results = self.engine.push_once(target, gate.batch_limit(client.adapter.max_items))

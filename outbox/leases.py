@@ -132,7 +132,7 @@ def _load(conn: Connection, ids: list[int]) -> list[Leased]:
             delivery.c.operation,
             delivery.c.idempotency_key,
             delivery.c.attempts,
-            delivery.c.created_at,
+            sa.func.coalesce(delivery.c.retry_since, delivery.c.created_at).label("created_at"),  # age budget
             delivery.c.receipt_id,
             record.c.kind,
             record.c.withdraw_reason,

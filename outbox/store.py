@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outbox import ingest as ingest_tx
-from outbox import keys, leases, migrate, views, withdrawals
+from outbox import keys, leases, migrate, operations, views, withdrawals
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored
 from outbox.lifecycle import AttemptResult, Settlement
@@ -155,6 +155,32 @@ class Store:
 
     def reap(self, *, now: dt.datetime) -> int:
         return self.db.transact(lambda c: leases.reap(c, now=now))
+
+    # -- operator actions (audited) -------------------------------------------------------------------------
+
+    def dead_letters(self, **filters: Any) -> tuple[int, list[dict[str, Any]]]:
+        return self.db.read(lambda c: operations.dead_letters(c, **filters))
+
+    def requeue(self, *, ids: Sequence[int], actor: Actor, now: dt.datetime) -> int:
+        return self.db.transact(lambda c: operations.requeue(c, ids=ids, actor=actor, now=now))
+
+    def cancel(self, *, ids: Sequence[int], actor: Actor, now: dt.datetime, reason: str | None) -> int:
+        return self.db.transact(lambda c: operations.cancel(c, ids=ids, actor=actor, now=now, reason=reason))
+
+    def set_paused(self, *, target: str, paused: bool, reason: str | None, actor: Actor, now: dt.datetime) -> None:
+        self.db.transact(
+            lambda c: operations.set_paused(c, target=target, paused=paused, reason=reason, actor=actor, now=now)
+        )
+
+    def paused_targets(self) -> dict[str, dict[str, Any]]:
+        return self.db.read(operations.paused_targets)
+
+    def replay(
+        self, *, target: str, since: dt.datetime, dry_run: bool, actor: Actor, now: dt.datetime
+    ) -> list[dict[str, Any]]:
+        return self.db.transact(
+            lambda c: operations.replay(c, target=target, since=since, dry_run=dry_run, actor=actor, now=now)
+        )
 
     def delivery_counts(self) -> dict[str, dict[str, int]]:
         """{target: {state: count}} over every delivery (an index-only scan on PostgreSQL)."""

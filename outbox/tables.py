@@ -132,6 +132,13 @@ class Delivery(SQLModel, table=True):
             sqlite_where=sa.text("state = 'awaiting_result'"),
         ),
         sa.Index("ix_delivery_record", "record_id", "target"),
+        sa.Index(
+            "ix_delivery_dead",
+            "target",
+            "id",
+            postgresql_where=sa.text("state = 'dead'"),
+            sqlite_where=sa.text("state = 'dead'"),
+        ),
     )
 
     id: int | None = _id()
@@ -152,6 +159,19 @@ class Delivery(SQLModel, table=True):
     last_message: str | None = Field(default=None, max_length=2000)
     created_at: dt.datetime = _ts()
     updated_at: dt.datetime = _ts()
+    retry_since: dt.datetime | None = _ts(nullable=True)  # set when an operator requeues: a fresh age budget
+
+
+class TargetState(SQLModel, table=True):
+    """Operator decisions about a target that every worker must see (pause/resume)."""
+
+    __tablename__ = "target_state"
+
+    target: str = Field(max_length=16, primary_key=True)
+    paused: bool
+    reason: str | None = Field(default=None, max_length=500)
+    changed_by: str = Field(max_length=64)
+    changed_at: dt.datetime = _ts()
 
 
 class Attempt(SQLModel, table=True):
@@ -187,4 +207,5 @@ record_version = SQLModel.metadata.tables["record_version"]
 delivery = SQLModel.metadata.tables["delivery"]
 attempt = SQLModel.metadata.tables["attempt"]
 audit_event = SQLModel.metadata.tables["audit_event"]
+target_state = SQLModel.metadata.tables["target_state"]
 metadata = SQLModel.metadata

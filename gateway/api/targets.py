@@ -21,6 +21,7 @@ async def list_targets(request: Request, principal: Annotated[Principal, Depends
         raise forbid(principal, "see target status")
     services: Services = request.app.state.services
     counts = await run_in_threadpool(services.store.delivery_counts)
+    paused = await run_in_threadpool(services.store.paused_targets)
     health = services.worker.status() if services.worker is not None else {}
     body = [
         {
@@ -28,6 +29,7 @@ async def list_targets(request: Request, principal: Annotated[Principal, Depends
             "enabled": t.enabled,
             "kinds": [k.value for k in t.kinds],
             "base_url": t.base_url,
+            "paused": paused.get(name),
             "deliveries": counts.get(name, {}),
             "health": health.get(name),
         }

@@ -198,3 +198,29 @@ def test_serve_with_sandbox_mounts_the_platforms(tmp_path: Path) -> None:
         )
         assert token.status_code == 200 and token.json()["token_type"] == "Bearer"
         assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+
+
+def test_operator_commands(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    assert run(["migrate"], env, tmp_path).returncode == 0
+    paused = run(["targets", "pause", "national", "--reason", "平台升级"], env, tmp_path)
+    assert paused.returncode == 0 and "national paused" in paused.stdout
+    status = run(["targets", "status"], env, tmp_path)
+    row = next(line for line in status.stdout.splitlines() if "national" in line)
+    assert "yes" in row.split("national", 1)[1].split("│")[2]  # the paused column
+    assert run(["targets", "resume", "national"], env, tmp_path).returncode == 0
+    dead = run(["deliveries", "dead", "--target", "national"], env, tmp_path)
+    assert dead.returncode == 0 and "0 of 0 dead letters" in dead.stderr
+    replay = run(["targets", "replay", "municipal", "--since", "2026-01-01"], env, tmp_path)
+    assert replay.returncode == 0 and "0 record(s) would be sent again to municipal" in replay.stderr
+    unknown = run(["targets", "pause", "weibo"], env, tmp_path)
+    assert unknown.returncode == 1 and "not a target" in unknown.stderr
+    bad_day = run(["targets", "replay", "national", "--since", "yesterday"], env, tmp_path)
+    assert bad_day.returncode == 1 and "YYYY-MM-DD" in bad_day.stderr
+    for result in (paused, status, dead, replay, unknown, bad_day):
+        assert "Traceback" not in result.stderr
+
+
+def test_worker_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = run(["worker"], env_for(tmp_path), tmp_path)
+    assert result.returncode == 1 and "credit-gateway migrate" in result.stderr
