@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outbox import notify
 from outbox.lifecycle import AttemptResult, Settlement
 from outbox.states import DUE, DeliveryState
 from outbox.tables import attempt, delivery, record, record_version
@@ -57,8 +58,11 @@ def _blocked_by_earlier() -> Any:
 def lease_due(
     conn: Connection, *, target: str, owner: str, limit: int, now: dt.datetime, lease_for: dt.timedelta
 ) -> list[Leased]:
-    """Lease up to ``limit`` due deliveries of ``target`` (pending or retry_wait, next_attempt_at reached)."""
-    query = (
+    """Lease up to ``limit`` due deliveries of ``target`` (pending or retry_wait, next_attempt_at reached).
+
+    One statement: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING id``.
+    """
+    due = (
         sa.select(delivery.c.id)
         .where(
             delivery.c.target == target,
@@ -70,14 +74,11 @@ def lease_due(
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=delivery)
-    ids = list(conn.execute(query).scalars())
-    if not ids:
-        return []
+        due = due.with_for_update(skip_locked=True, of=delivery)
     taken = (
         conn.execute(
             sa.update(delivery)
-            .where(delivery.c.id.in_(ids), delivery.c.state.in_([s.value for s in DUE]))
+            .where(delivery.c.id.in_(due.scalar_subquery()), delivery.c.state.in_([s.value for s in DUE]))
             .values(
                 state=DeliveryState.IN_FLIGHT.value,
                 lease_owner=owner,
@@ -90,7 +91,7 @@ def lease_due(
         .scalars()
         .all()
     )
-    return _load(conn, list(taken))
+    return _load(conn, sorted(taken))
 
 
 def lease_awaiting(
@@ -175,14 +176,94 @@ def settle(
     """Write each decision and its attempt row; rows no longer leased by ``owner`` are left alone."""
     if not decided:
         return 0
-    updated = 0
+    rows = [
+        {
+            "did": leased.id,
+            "new_state": d.state.value,
+            "next_at": d.next_attempt_at,
+            "published": d.published_at,
+            "receipt": d.receipt_id,
+            "code": d.code,
+            "message": (d.message or "")[:2000] or None,
+        }
+        for leased, d, _ in decided
+    ]
+    if conn.dialect.name == "postgresql":
+        settled = _settle_postgres(conn, owner, rows, now)
+    else:
+        settled = _settle_sqlite(conn, owner, rows, now)
+    results = [(leased.id, r.result.value, r.code, (r.message or "")[:2000] or None) for leased, _, r in decided]
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            _ATTEMPTS_POSTGRES,
+            {
+                "at": now,
+                "duration_ms": duration_ms,
+                "ids": [r[0] for r in results],
+                "outcomes": [r[1] for r in results],
+                "codes": [r[2] for r in results],
+                "messages": [r[3] for r in results],
+            },
+        )
+    else:
+        conn.execute(
+            sa.insert(attempt),
+            [
+                {"delivery_id": i, "at": now, "duration_ms": duration_ms, "outcome": o, "code": c, "message": m}
+                for i, o, c, m in results
+            ],
+        )
+    notify.notify(conn, [str(settled)], notify.SETTLED)
+    return settled
+
+
+_LEASED = (DeliveryState.IN_FLIGHT.value, DeliveryState.AWAITING_RESULT.value)
+
+
+_SETTLE_POSTGRES = sa.text("""
+UPDATE delivery SET state = d.new_state, next_attempt_at = coalesce(d.next_at, delivery.next_attempt_at),
+       published_at = d.published, receipt_id = coalesce(d.receipt, delivery.receipt_id), last_code = d.code,
+       last_message = d.message, lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), CAST(:next_at AS timestamptz[]),
+            CAST(:published AS timestamptz[]), CAST(:receipts AS text[]), CAST(:codes AS text[]),
+            CAST(:messages AS text[])) AS d(did, new_state, next_at, published, receipt, code, message)
+WHERE delivery.id = d.did AND delivery.lease_owner = :owner AND delivery.state IN ('in_flight', 'awaiting_result')
+RETURNING delivery.id
+""").bindparams(sa.bindparam("now", type_=delivery.c.updated_at.type))
+
+_ATTEMPTS_POSTGRES = sa.text("""
+INSERT INTO attempt (delivery_id, at, duration_ms, outcome, code, message)
+SELECT a.did, :at, :duration_ms, a.outcome, a.code, a.message
+FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:codes AS text[]), CAST(:messages AS text[]))
+     AS a(did, outcome, code, message)
+""").bindparams(sa.bindparam("at", type_=delivery.c.updated_at.type))
+
+
+def _settle_postgres(conn: Connection, owner: str, rows: list[dict[str, Any]], now: dt.datetime) -> int:
+    """Constant SQL over arrays (``unnest``): one round trip per batch, and a statement that stays prepared."""
+    return len(
+        conn.execute(
+            _SETTLE_POSTGRES,
+            {
+                "ids": [r["did"] for r in rows],
+                "states": [r["new_state"] for r in rows],
+                "next_at": [r["next_at"] for r in rows],
+                "published": [r["published"] for r in rows],
+                "receipts": [r["receipt"] for r in rows],
+                "codes": [r["code"] for r in rows],
+                "messages": [r["message"] for r in rows],
+                "owner": owner,
+                "now": now,
+            },
+        ).all()
+    )
+
+
+def _settle_sqlite(conn: Connection, owner: str, rows: list[dict[str, Any]], now: dt.datetime) -> int:
+    """SQLite runs in-process, so a statement per row costs no round trip."""
     statement = (
         sa.update(delivery)
-        .where(
-            delivery.c.id == sa.bindparam("did"),
-            delivery.c.lease_owner == owner,
-            delivery.c.state.in_([DeliveryState.IN_FLIGHT.value, DeliveryState.AWAITING_RESULT.value]),
-        )
+        .where(delivery.c.id == sa.bindparam("did"), delivery.c.lease_owner == owner, delivery.c.state.in_(_LEASED))
         .values(
             state=sa.bindparam("new_state"),
             next_attempt_at=sa.func.coalesce(
@@ -197,34 +278,7 @@ def settle(
             updated_at=now,
         )
     )
-    for leased, decision, _ in decided:  # one by one: the count of rows really settled matters
-        updated += conn.execute(
-            statement,
-            {
-                "did": leased.id,
-                "new_state": decision.state.value,
-                "next_at": decision.next_attempt_at,
-                "published": decision.published_at,
-                "receipt": decision.receipt_id,
-                "code": decision.code,
-                "message": (decision.message or "")[:2000] or None,
-            },
-        ).rowcount
-    conn.execute(
-        sa.insert(attempt),
-        [
-            {
-                "delivery_id": leased.id,
-                "at": now,
-                "duration_ms": duration_ms,
-                "outcome": result.result.value,
-                "code": result.code,
-                "message": (result.message or "")[:2000] or None,
-            }
-            for leased, _, result in decided
-        ],
-    )
-    return updated
+    return sum(conn.execute(statement, row).rowcount for row in rows)
 
 
 def still_processing(

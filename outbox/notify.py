@@ -21,11 +21,12 @@ SETTLED = "credit_gateway_settled"  # deliveries changed state: for dashboards a
 log = logging.getLogger("outbox.notify")
 
 
-def notify(conn: Connection, targets: Sequence[str]) -> None:
+def notify(conn: Connection, targets: Sequence[str], channel: str = CHANNEL) -> None:
+    """NOTIFY ``channel`` (delivered on commit); the payload names the targets concerned."""
     if conn.dialect.name == "postgresql" and targets:
         conn.execute(
             sa.text("SELECT pg_notify(:channel, :targets)"),
-            {"channel": CHANNEL, "targets": ",".join(sorted(set(targets)))},
+            {"channel": channel, "targets": ",".join(sorted(set(targets)))},
         )
 
 

@@ -182,6 +182,29 @@ class Store:
             lambda c: operations.replay(c, target=target, since=since, dry_run=dry_run, actor=actor, now=now)
         )
 
+    def delivery_counts_total(self, state: str) -> int:
+        from outbox.tables import delivery
+
+        return int(
+            self.db.read(
+                lambda c: c.execute(
+                    sa.select(sa.func.count()).select_from(delivery).where(delivery.c.state == state)
+                ).scalar_one()
+            )
+        )
+
+    def publish_lags(self) -> list[float]:
+        """Seconds from ingest to business acceptance, per published delivery (for latency figures)."""
+        from outbox.tables import delivery
+
+        def read(conn: Connection) -> list[float]:
+            rows = conn.execute(
+                sa.select(delivery.c.created_at, delivery.c.published_at).where(delivery.c.state == "published")
+            )
+            return [(published - created).total_seconds() for created, published in rows]
+
+        return self.db.read(read)
+
     def delivery_counts(self) -> dict[str, dict[str, int]]:
         """{target: {state: count}} over every delivery (an index-only scan on PostgreSQL)."""
         from outbox.tables import delivery
