@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +50,15 @@ def _store(settings: Settings):  # type: ignore[no-untyped-def]
     return make_store(settings)
 
 
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """The store's errors as a one-line message and exit status 1, never a traceback."""
+    try:
+        yield
+    except StoreError as exc:
+        raise _fail(exc) from None
+
+
 def _fail(exc: Exception) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc}")
     return typer.Exit(1)
@@ -85,10 +96,8 @@ def serve(
 
         point_at_sandbox(settings, f"http://{_loopback(listen_host)}:{listen_port}/sandbox")
     store = _store(settings)
-    try:
+    with _store_errors():
         store.migrate()
-    except StoreError as exc:
-        raise _fail(exc) from None
     options = {
         "host": listen_host,
         "port": listen_port,
@@ -156,11 +165,9 @@ def worker() -> None:
     settings = _settings()
     logs.configure(settings.log_level)
     store = _store(settings)
-    try:
+    with _store_errors():
         if not store.schema_is_current():
             raise _fail(ValueError("the database schema is not current: run `credit-gateway migrate` first"))
-    except StoreError as exc:
-        raise _fail(exc) from None
     clock = SystemClock()
     runner = Worker(settings, store, build_clients(settings, clock), clock)
     stop = threading.Event()
@@ -176,10 +183,8 @@ def worker() -> None:
 def migrate() -> None:
     """Bring the database (CREDIT_GATEWAY_DATABASE_URL) to the newest schema version."""
     store = _store(_settings())
-    try:
+    with _store_errors():
         revision = store.migrate()
-    except StoreError as exc:
-        raise _fail(exc) from None
     typer.echo(f"database at schema revision {revision}")
 
 
@@ -205,11 +210,9 @@ def keys_create(
         except ValueError:
             raise _fail(ValueError(f"--kinds takes {', '.join(k.value for k in Kind)}")) from None
     store = _store(_settings())
-    try:
+    with _store_errors():
         store.migrate()
         key, info = store.create_key(name=name, role=role, kinds=chosen, actor="cli", now=SystemClock().now())
-    except StoreError as exc:
-        raise _fail(exc) from None
     err.print(
         f"created {info.role} key {info.prefix}… for {info.name!r} "
         f"(kinds: {', '.join(info.kinds) if info.kinds else 'all'}); store it now, it is not shown again:"
@@ -220,10 +223,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List API keys (name, role, kinds, prefix, created, revoked); never the keys themselves."""
-    try:
+    with _store_errors():
         found = _store(_settings()).list_keys()
-    except StoreError as exc:
-        raise _fail(exc) from None
     table = Table("prefix", "name", "role", "kinds", "created", "revoked")
     for column in table.columns:
         column.overflow = "fold"  # never cut a prefix or a name
@@ -242,10 +243,8 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix as `keys list` shows it")]) -> None:
     """Revoke a key; requests with it fail within key_cache_seconds."""
-    try:
+    with _store_errors():
         count = _store(_settings()).revoke_key(prefix=prefix, actor="cli", now=SystemClock().now())
-    except StoreError as exc:
-        raise _fail(exc) from None
     if not count:
         raise _fail(ValueError(f"no active key with prefix {prefix!r}"))
     typer.echo(f"revoked {count} key(s)")
@@ -271,12 +270,10 @@ def deliveries_dead(
     limit: Annotated[int, typer.Option(help="at most this many rows")] = 100,
 ) -> None:
     """List dead letters: deliveries that failed for good, with the target's own code and message."""
-    try:
+    with _store_errors():
         total, items = _store(_settings()).dead_letters(
             target=target, kind=kind, department=department, code=code, limit=limit
         )
-    except StoreError as exc:
-        raise _fail(exc) from None
     table = Table("id", "target", "kind", "source_id", "department", "v", "attempts", "code", "message")
     for column in table.columns:
         column.overflow = "fold"
@@ -299,10 +296,8 @@ def deliveries_dead(
 @deliveries_app.command("requeue")
 def deliveries_requeue(ids: Annotated[list[int], typer.Argument(help="delivery ids from `deliveries dead`")]) -> None:
     """Send dead deliveries again, with a fresh retry budget."""
-    try:
+    with _store_errors():
         count = _store(_settings()).requeue(ids=ids, actor=_actor(), now=SystemClock().now())
-    except StoreError as exc:
-        raise _fail(exc) from None
     typer.echo(f"requeued {count} of {len(ids)}")
 
 
@@ -312,10 +307,8 @@ def deliveries_cancel(
     reason: Annotated[str | None, typer.Option(help="why (kept in the audit log)")] = None,
 ) -> None:
     """Give up on deliveries (dead, pending or waiting to retry)."""
-    try:
+    with _store_errors():
         count = _store(_settings()).cancel(ids=ids, actor=_actor(), now=SystemClock().now(), reason=reason)
-    except StoreError as exc:
-        raise _fail(exc) from None
     typer.echo(f"cancelled {count} of {len(ids)}")
 
 
@@ -323,11 +316,9 @@ def deliveries_cancel(
 def targets_status() -> None:
     """Deliveries by state for each target, and which are paused."""
     settings = _settings()
-    try:
+    with _store_errors():
         store = _store(settings)
         counts, paused = store.delivery_counts(), store.paused_targets()
-    except StoreError as exc:
-        raise _fail(exc) from None
     table = Table("target", "enabled", "paused", "pending", "in flight", "awaiting", "retry", "published", "dead")
     for name, t in settings.targets.items():
         c = counts.get(name, {})
@@ -346,27 +337,26 @@ def targets_pause(
     reason: Annotated[str | None, typer.Option(help="why (kept in the audit log)")] = None,
 ) -> None:
     """Stop pushing to a target; every worker obeys within a second."""
-    settings = _settings()
-    try:
-        _store(settings).set_paused(
-            target=_known_target(settings, target), paused=True, reason=reason, actor=_actor(), now=SystemClock().now()
-        )
-    except StoreError as exc:
-        raise _fail(exc) from None
-    typer.echo(f"{target} paused")
+    _set_paused(target, True, reason)
 
 
 @targets_app.command("resume")
 def targets_resume(target: Annotated[str, typer.Argument(help="the paused target")]) -> None:
     """Push to a paused target again."""
+    _set_paused(target, False, None)
+
+
+def _set_paused(target: str, paused: bool, reason: str | None) -> None:
     settings = _settings()
-    try:
+    with _store_errors():
         _store(settings).set_paused(
-            target=_known_target(settings, target), paused=False, reason=None, actor=_actor(), now=SystemClock().now()
+            target=_known_target(settings, target),
+            paused=paused,
+            reason=reason,
+            actor=_actor(),
+            now=SystemClock().now(),
         )
-    except StoreError as exc:
-        raise _fail(exc) from None
-    typer.echo(f"{target} resumed")
+    typer.echo(f"{target} {'paused' if paused else 'resumed'}")
 
 
 @targets_app.command("replay")
@@ -385,7 +375,7 @@ def targets_replay(
         day = dt.date.fromisoformat(since)
     except ValueError:
         raise _fail(ValueError(f"--since takes YYYY-MM-DD, got {since!r}")) from None
-    try:
+    with _store_errors():
         plan = _store(settings).replay(
             target=_known_target(settings, target),
             since=dt.datetime.combine(day, dt.time(), SHANGHAI),
@@ -393,8 +383,6 @@ def targets_replay(
             actor=_actor(),
             now=SystemClock().now(),
         )
-    except StoreError as exc:
-        raise _fail(exc) from None
     for p in plan:
         typer.echo(f"{p['kind']}\t{p['source_system']}\t{p['source_id']}\tv{p['version']}\t{p['key']}")
     err.print(f"{len(plan)} record(s) {'would be' if dry_run else 'are'} sent again to {target}")
