@@ -116,6 +116,12 @@ def test_bad_input_gets_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
+def _readme_record() -> dict[str, object]:
+    """The example licence of the README's own curl command."""
+    block = _readme_block("Try it")
+    return json.loads(block.split("-d '", 1)[1].rsplit("'", 1)[0])  # type: ignore[no-any-return]
+
+
 def _readme_block(heading: str) -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split(f"## {heading}\n", 1)[1]
@@ -182,12 +188,19 @@ def test_sandbox_command_takes_faults_from_a_file(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "throttle_rate" in refused.stderr and "Traceback" not in refused.stderr
 
 
-def test_serve_with_sandbox_mounts_the_platforms(tmp_path: Path) -> None:
+def test_serve_with_sandbox_mounts_the_platforms_and_delivers_to_them(tmp_path: Path) -> None:
     port = free_port()
     env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port))
+    key = run(["keys", "create", "--name", "approval-system", "--role", "source"], env, tmp_path).stdout.split()[-1]
     with running(["serve", "--sandbox"], env, tmp_path):
         base = f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{base}/sandbox/_admin/national/stats").json()["unique_keys"] == 0
+        posted = httpx.post(
+            f"{base}/api/v1/licences", json=_readme_record(), headers={"Authorization": f"Bearer {key}"}
+        )
+        assert posted.status_code == 201
+        for target in ("national", "provincial", "municipal", "portal"):  # the demo publishes everywhere
+            held = httpx.get(f"{base}/sandbox/_admin/{target}/wait", params={"public": 1, "timeout": 10}, timeout=15)
+            assert held.status_code == 200, (target, held.json())
         token = httpx.post(
             f"{base}/sandbox/municipal/oauth/token",
             data={
