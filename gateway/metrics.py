@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.enums import Kind
 
@@ -29,6 +31,25 @@ class Metrics:
             ["kind", "reason"],
             registry=self.registry,
         )
+
+        self.target_up = Gauge(
+            "credit_gateway_target_up",
+            "1 while the target's breaker is closed (it answers), 0 while open",
+            ["target"],
+            registry=self.registry,
+        )
+        self.target_alert = Gauge(
+            "credit_gateway_target_alert",
+            "1 when the target has been down longer than alert_after_seconds",
+            ["target"],
+            registry=self.registry,
+        )
+
+    def health(self, status: Mapping[str, Mapping[str, object]]) -> None:
+        """Copy the worker's per-target gates into gauges at scrape time."""
+        for target, gate in status.items():
+            self.target_up.labels(target).set(0 if gate["breaker"] == "open" else 1)
+            self.target_alert.labels(target).set(1 if gate["alert"] else 0)
 
     def rejected(self, kind: Kind, count: int) -> None:
         self.ingested.labels(kind.value, "rejected").inc(count)

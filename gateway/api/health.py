@@ -37,4 +37,6 @@ async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
     if services.settings.metrics_require_key:
         await authenticate(request)
+    if services.worker is not None:
+        services.metrics.health(services.worker.status())
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -49,7 +49,8 @@ def sandbox() -> Iterator[str]:
 
 def delivery_settings(settings: Settings, sandbox: str, **changes: Any) -> Settings:
     point_at_sandbox(settings, sandbox)
-    settings.delivery = DeliverySettings(push_interval_seconds=30, poll_interval_seconds=0.2, **changes)
+    changes.setdefault("push_interval_seconds", 30)
+    settings.delivery = DeliverySettings(poll_interval_seconds=0.2, **changes)
     return settings
 
 
@@ -101,7 +102,16 @@ def test_a_posted_record_is_pushed_within_a_second_and_published(
 def test_an_outage_opens_one_breaker_and_the_backlog_drains_after(
     settings: Settings, store: Store, clock: ShiftableClock, source_key: str, sandbox: str
 ) -> None:
-    delivery_settings(settings, sandbox, breaker_failures=1, breaker_open_seconds=30, initial_backoff_seconds=5)
+    # no tick: pushes happen only when woken, so a tick cannot probe the target at a moment the test did not choose
+    delivery_settings(
+        settings,
+        sandbox,
+        breaker_failures=1,
+        breaker_open_seconds=30,
+        initial_backoff_seconds=5,
+        alert_after_seconds=20,
+        push_interval_seconds=3600,
+    )
     events: queue.Queue[tuple[str, int]] = queue.Queue()
     worker = Worker(settings, store, build_clients(settings, clock), clock, on_settled=lambda t, n: events.put((t, n)))
     now = time.time()
@@ -116,9 +126,15 @@ def test_an_outage_opens_one_breaker_and_the_backlog_drains_after(
         waiting = state_counts(store)  # the backlog waits in the database: not leased while the breaker is open
         assert waiting.get("retry_wait", 0) + waiting.get("pending", 0) == 3 and "in_flight" not in waiting
         assert worker.gates["municipal"].state == "closed"
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'credit_gateway_target_up{target="national"} 0.0' in metrics
+        assert 'credit_gateway_target_up{target="municipal"} 1.0' in metrics
+        assert 'credit_gateway_target_alert{target="national"} 0.0' in metrics  # not down for 20 s yet
+        # skip past the alert threshold and the breaker's open time (not minutes: national signatures would expire)
+        clock.advance(dt.timedelta(seconds=31))
+        assert 'credit_gateway_target_alert{target="national"} 1.0' in httpx.get(f"{base}/metrics").text
 
         httpx.delete(f"{sandbox}/_admin/national/faults")
-        clock.advance(dt.timedelta(seconds=31))  # past the breaker's open time and the items' backoff
         worker.wake(["national"])
         until_settled(events, store, lambda c: c == {"published": 12})
         assert worker.gates["national"].state == "closed"
