@@ -14,7 +14,7 @@ from outbox import keys, leases, migrate, operations, views, withdrawals
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored
 from outbox.lifecycle import AttemptResult, Settlement
-from outbox.tables import audit_event
+from outbox.tables import audit_event, delivery
 from schemas.enums import Kind, WithdrawReason
 
 
@@ -183,8 +183,6 @@ class Store:
         )
 
     def delivery_counts_total(self, state: str) -> int:
-        from outbox.tables import delivery
-
         return int(
             self.db.read(
                 lambda c: c.execute(
@@ -195,7 +193,6 @@ class Store:
 
     def publish_lags(self) -> list[float]:
         """Seconds from ingest to business acceptance, per published delivery (for latency figures)."""
-        from outbox.tables import delivery
 
         def read(conn: Connection) -> list[float]:
             rows = conn.execute(
@@ -207,7 +204,6 @@ class Store:
 
     def delivery_counts(self) -> dict[str, dict[str, int]]:
         """{target: {state: count}} over every delivery (an index-only scan on PostgreSQL)."""
-        from outbox.tables import delivery
 
         def read(conn: Connection) -> dict[str, dict[str, int]]:
             found: dict[str, dict[str, int]] = {}
