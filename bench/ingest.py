@@ -156,7 +156,11 @@ def free_port() -> int:
 
 def start_gateway(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_GATEWAY_")}
-    env |= {"CREDIT_GATEWAY_DATABASE_URL": db_url, "CREDIT_GATEWAY_LOG_LEVEL": "WARNING"}
+    env |= {
+        "CREDIT_GATEWAY_DATABASE_URL": db_url,
+        "CREDIT_GATEWAY_LOG_LEVEL": "WARNING",
+        "CREDIT_GATEWAY_DELIVERY__IN_SERVE": "false",
+    }  # ingest alone: no worker pushing to an absent sandbox
     cli = [sys.executable, "-m", "gateway.cli"]
     key = (
         subprocess.run(
