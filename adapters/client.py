@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from adapters.auth import Auth
@@ -18,11 +19,14 @@ from schemas.enums import Kind
 
 
 class TargetClient:
-    def __init__(self, adapter: Any, transport: Transport, auth: Auth, now: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self, adapter: Any, transport: Transport, auth: Auth, now: Callable[[], dt.datetime], concurrency: int = 4
+    ) -> None:
         self.adapter = adapter
         self.transport = transport
         self.auth = auth
         self.now = now
+        self.concurrency = concurrency
 
     @property
     def name(self) -> str:
@@ -42,17 +46,29 @@ class TargetClient:
         return reply
 
     def deliver(self, items: Sequence[Item]) -> list[Outcome]:
-        """Send ``items``; one outcome per item (``Received`` for two-stage platforms until results arrive)."""
+        """Send ``items``; one outcome per item (``Received`` for two-stage platforms until results arrive).
+
+        Several exchanges (the portal's one request per notice) go ``concurrency`` at a time, within the
+        transport's connection limit; order between them does not matter, each is a different record.
+        """
         plan = self.adapter.plan(items, now=self.now())
         outcomes: list[Outcome] = list(plan.refused)
-        for exchange in plan.exchanges:
-            try:
-                reply = self.send(exchange)
-            except TransportError as exc:
-                outcomes += [Retryable(k, exc.code, exc.message) for k in exchange.keys]
-                continue
-            outcomes += self.adapter.interpret(exchange, reply)
+        if len(plan.exchanges) > 1 and self.concurrency > 1:
+            with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"{self.name}-send") as pool:
+                for found in pool.map(self._exchange, plan.exchanges):
+                    outcomes += found
+        else:
+            for exchange in plan.exchanges:
+                outcomes += self._exchange(exchange)
         return outcomes
+
+    def _exchange(self, exchange: Exchange) -> list[Outcome]:
+        try:
+            reply = self.send(exchange)
+        except TransportError as exc:
+            return [Retryable(k, exc.code, exc.message) for k in exchange.keys]
+        result: list[Outcome] = self.adapter.interpret(exchange, reply)
+        return result
 
     def results(self, receipt: str, keys: Sequence[str]) -> list[Outcome] | None:
         """Business results of a two-stage receipt for ``keys``; None while the platform is still processing."""
