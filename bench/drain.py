@@ -18,7 +18,6 @@ import datetime as dt
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adapters.base import Accepted, Item, Outcome  # noqa: E402
+from bench.common import free_port, peak_rss_mb  # noqa: E402
 from gateway.clock import SystemClock  # noqa: E402
 from gateway.delivery import DeliveryEngine  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
@@ -49,22 +49,6 @@ from tests.factories import licence  # noqa: E402
 
 TARGETS = ("national", "provincial", "municipal", "portal")
 CLI = [sys.executable, "-m", "gateway.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 class BenchDatabase:

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import httpload  # noqa: E402
+from bench.common import free_port, peak_rss_mb  # noqa: E402
 from tests.factories import licence  # noqa: E402  (builders of valid records)
 
 CLIENTS = 8
@@ -148,12 +148,6 @@ def run_raw(writer: RawWriter, rows: list[dict[str, Any]], per_tx: int, threads:
 # --- over HTTP ---------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_gateway(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_GATEWAY_")}
     env |= {
@@ -210,13 +204,6 @@ def post_batches(base: str, key: str, rows: list[dict[str, Any]]) -> float:
             r = http.post("/api/v1/licences/batch", content=body, headers=headers)
             assert r.status_code == 200 and all(x["status"] == "created" for x in r.json()["results"]), r.text[:300]
         return len(rows) / (time.perf_counter() - started)
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # --- databases -----------------------------------------------------------------------------------------------

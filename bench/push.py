@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -29,18 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.base import Accepted, Item, Operation, Received  # noqa: E402
 from adapters.client import TargetClient  # noqa: E402
+from bench.common import free_port, peak_rss_mb  # noqa: E402
 from gateway.clock import SystemClock  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.targets import build_clients, point_at_sandbox  # noqa: E402
 from schemas.enums import Kind  # noqa: E402
 from schemas.validation import Canonical, validate  # noqa: E402
 from tests.factories import licence  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
@@ -92,13 +86,6 @@ def push(client: TargetClient, batch: list[Item], inflight: int) -> float:
     with ThreadPoolExecutor(max_workers=inflight) as pool:
         total = sum(pool.map(one, chunks))
     return total / (time.perf_counter() - started)
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
