@@ -20,7 +20,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from schemas.enums import Kind
 
@@ -147,14 +147,17 @@ class Adapter(Protocol):
 
     def holdings_exchange(self, kind: Kind, page: str | None, *, now: dt.datetime) -> Exchange: ...
 
-    def interpret_holdings(self, kind: Kind, reply: Reply) -> HoldingsPage: ...
+    def interpret_holdings(self, kind: Kind, reply: Reply, page: str | None = None) -> HoldingsPage:
+        """One page of holdings; ``page`` is the cursor this page was asked with (None: the first)."""
+        ...
 
 
+@runtime_checkable
 class TwoStageAdapter(Adapter, Protocol):
     def results_exchange(self, receipt: str, *, now: dt.datetime) -> Exchange: ...
 
-    def interpret_results(self, exchange: Exchange, reply: Reply) -> list[Outcome] | None:
-        """Business results per item, or None while the platform is still processing."""
+    def interpret_results(self, exchange: Exchange, reply: Reply, keys: Sequence[str] = ()) -> list[Outcome] | None:
+        """Business results for ``keys`` (the items sent with the receipt), or None while still processing."""
         ...
 
 
@@ -165,16 +168,3 @@ class ReplyError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def every(
-    keys: Sequence[str],
-    outcome: type[Retryable] | type[Rejected],
-    code: str,
-    message: str,
-    retry_after: float | None = None,
-) -> list[Outcome]:
-    """The same outcome for every key of an exchange (an HTTP-level failure decides them all)."""
-    if outcome is Retryable:
-        return [Retryable(k, code, message, retry_after) for k in keys]
-    return [Rejected(k, code, message) for k in keys]

@@ -10,17 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from adapters.auth import Auth
-from adapters.base import Exchange, Holding, Item, Outcome, Reply, ReplyError, Retryable
+from adapters.base import Adapter, Exchange, Holding, Item, Outcome, Reply, ReplyError, Retryable, TwoStageAdapter
 from adapters.transport import Transport, TransportError
 from schemas.enums import Kind
 
 
 class TargetClient:
     def __init__(
-        self, adapter: Any, transport: Transport, auth: Auth, now: Callable[[], dt.datetime], concurrency: int = 4
+        self, adapter: Adapter, transport: Transport, auth: Auth, now: Callable[[], dt.datetime], concurrency: int = 4
     ) -> None:
         self.adapter = adapter
         self.transport = transport
@@ -72,12 +71,15 @@ class TargetClient:
 
     def results(self, receipt: str, keys: Sequence[str]) -> list[Outcome] | None:
         """Business results of a two-stage receipt for ``keys``; None while the platform is still processing."""
-        exchange = self.adapter.results_exchange(receipt, now=self.now())
+        adapter = self.adapter
+        if not isinstance(adapter, TwoStageAdapter):
+            raise TypeError(f"{self.name} answers at once: it has no business results to ask for")
+        exchange = adapter.results_exchange(receipt, now=self.now())
         try:
             reply = self.send(exchange)
         except TransportError as exc:
             return [Retryable(k, exc.code, exc.message) for k in keys]
-        result: list[Outcome] | None = self.adapter.interpret_results(exchange, reply, keys)
+        result: list[Outcome] | None = adapter.interpret_results(exchange, reply, keys)
         return result
 
     def holdings(self, kind: Kind) -> Iterator[Holding]:

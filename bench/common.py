@@ -21,3 +21,19 @@ def peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def create_key(env: dict[str, str], cwd: Path | None = None) -> str:
+    """A source key made the way an operator makes one: ``credit-gateway keys create`` (the key is the last line)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "keys", "create", "--name", "bench", "--role", "source"],
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip().splitlines()[-1]

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adapters.base import Accepted, Item, Outcome  # noqa: E402
-from bench.common import free_port, peak_rss_mb  # noqa: E402
+from bench.common import create_key, free_port, peak_rss_mb  # noqa: E402
 from gateway.clock import SystemClock  # noqa: E402
 from gateway.delivery import DeliveryEngine  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
@@ -212,17 +212,7 @@ def latency(admin: str, rate: float, seconds: float) -> tuple[float, float, floa
     sandbox = start(["sandbox", "--port", str(sandbox_port), "--result-delay", "0"], dict(os.environ))
     db = BenchDatabase(admin)
     env = environment(db.url, f"http://127.0.0.1:{sandbox_port}", CREDIT_GATEWAY_PORT=str(port))
-    key = (
-        subprocess.run(
-            [*CLI, "keys", "create", "--name", "bench", "--role", "source"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    key = create_key(env)
     server = start(["serve"], env)
     store = Store(Database(db.url), {Kind.LICENCE: TARGETS})
     total = int(rate * seconds)

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import httpload  # noqa: E402
-from bench.common import free_port, peak_rss_mb  # noqa: E402
+from bench.common import create_key, free_port, peak_rss_mb  # noqa: E402
 from tests.factories import licence  # noqa: E402  (builders of valid records)
 
 CLIENTS = 8
@@ -156,18 +156,7 @@ def start_gateway(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], 
         "CREDIT_GATEWAY_DELIVERY__IN_SERVE": "false",
     }  # ingest alone: no worker pushing to an absent sandbox
     cli = [sys.executable, "-m", "gateway.cli"]
-    key = (
-        subprocess.run(
-            [*cli, "keys", "create", "--name", "bench", "--role", "source"],
-            env=env,
-            cwd=workdir,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    key = create_key(env, workdir)
     port = free_port()
     proc = subprocess.Popen([*cli, "serve", "--port", str(port), "--workers", str(WORKERS)], env=env, cwd=workdir)
     base = f"http://127.0.0.1:{port}"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import httpx
 
 from adapters.auth import Auth, ClientCredentials, NationalSigning, NoAuth, StaticBearer
+from adapters.base import Adapter
 from adapters.client import TargetClient
 from adapters.municipal import Municipal, MunicipalConfig
 from adapters.national import National, NationalConfig
@@ -65,7 +66,7 @@ def build_clients(
 
 
 def _client(
-    adapter: object, base_url: str, http: httpx.Client, clock: Clock, auth: Callable[[Transport], Auth]
+    adapter: Adapter, base_url: str, http: httpx.Client, clock: Clock, auth: Callable[[Transport], Auth]
 ) -> TargetClient:
     transport = Transport(http, base_url, clock.now)
     return TargetClient(adapter, transport, auth(transport), clock.now)

@@ -5,7 +5,6 @@ StoreError
 ├── StoreBusy             a transaction kept losing to concurrent ones (deadlock, serialisation, locked)
 ├── SchemaNotCurrent      the database is not migrated to the code's schema (run `credit-gateway migrate`)
 ├── RecordNotFound        no record with that business key
-├── RecordWithdrawn       new content for a record that was withdrawn
 └── AmbiguousRecord       an operator asked for a source_id that several source systems use
 """
 
@@ -33,10 +32,6 @@ class SchemaNotCurrent(StoreError):
 
 class RecordNotFound(StoreError):
     """No record with that kind and source_id."""
-
-
-class RecordWithdrawn(StoreError):
-    """The record was withdrawn; a withdrawn record takes no new content."""
 
 
 class AmbiguousRecord(StoreError):

@@ -8,7 +8,6 @@ the ``fine`` category) live in ``schemas.rules`` so that each error can name the
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -174,8 +173,3 @@ class ListChange(RecordBase):
 Record = Licence | Penalty | Commitment | ListChange
 
 MODELS: dict[Kind, type[RecordBase]] = {m.kind: m for m in (Licence, Penalty, Commitment, ListChange)}
-
-
-def money_text(amount: Decimal | None) -> str | None:
-    """An amount as the platforms write it: plain decimal notation, no exponent."""
-    return None if amount is None else format(amount, "f")

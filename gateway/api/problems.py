@@ -71,7 +71,6 @@ def invalid(errors: Sequence[FieldError], detail: str | None = None) -> Problem:
 _STORE_ERRORS: dict[type[store_errors.StoreError], tuple[int, str, str]] = {
     store_errors.RecordNotFound: (404, "not-found", "No such record"),
     store_errors.AmbiguousRecord: (409, "ambiguous-record", "Several source systems use this source_id"),
-    store_errors.RecordWithdrawn: (409, "record-withdrawn", "The record was withdrawn"),
     store_errors.StoreBusy: (503, "store-busy", "The database is busy"),
     store_errors.StoreUnavailable: (503, "store-unavailable", "The database is unavailable"),
     store_errors.SchemaNotCurrent: (503, "schema-not-current", "The database schema is out of date"),
