@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from gateway import deadlines
 from gateway.api import health, operations, problems, records, targets
 from gateway.api.auth import KeyCache
 from gateway.clock import Clock, SystemClock
@@ -37,7 +38,7 @@ def make_store(settings: Settings) -> Store:
     db = Database(
         settings.database_url, pool_size=settings.db_pool_size, sqlite_synchronous=settings.sqlite_synchronous
     )
-    return Store(db, settings.targets.routes())
+    return Store(db, settings.targets.routes(), deadlines.from_settings(settings.deadlines).due_dates)
 
 
 def build_app(

@@ -7,6 +7,7 @@ sandbox's documented demo credentials so ``serve`` and ``sandbox`` work together
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
@@ -116,6 +117,32 @@ class DeliverySettings(BaseModel):
     alert_after_seconds: float = Field(default=300.0, gt=0)
 
 
+class DeadlineRuleSettings(BaseModel):
+    """Publish ``kinds`` on ``target`` within ``days`` calendar or working days of the decision date."""
+
+    target: Literal["national", "provincial", "municipal", "portal"]
+    kinds: KindList = Field(default_factory=lambda: list(ALL_KINDS))
+    days: int = Field(ge=1, le=366)
+    unit: Literal["calendar", "working"]
+
+
+def _default_deadline_rules() -> list[DeadlineRuleSettings]:
+    platforms = [
+        DeadlineRuleSettings(target=t, days=20, unit="working") for t in ("national", "provincial", "municipal")
+    ]
+    portal = DeadlineRuleSettings(target="portal", kinds=[Kind.LICENCE, Kind.PENALTY], days=7, unit="calendar")
+    return [portal, *platforms]
+
+
+class DeadlineSettings(BaseModel):
+    """When deliveries are due (MISSION.md "Deadlines"); the first rule matching (target, kind) applies."""
+
+    day_one: Literal["next_day", "decision_day"] = "next_day"
+    rules: list[DeadlineRuleSettings] = Field(default_factory=_default_deadline_rules)
+    overrides_file: Path | None = None  # the operator's working-day override table (TOML), read after the shipped one
+    at_risk_workdays: int = Field(default=3, ge=0, le=60)  # "at risk": unpublished and due within this many
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -135,6 +162,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     targets: Targets = Field(default_factory=Targets)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
 
     @model_validator(mode="after")
     def _no_demo_secrets_in_production(self) -> Settings:

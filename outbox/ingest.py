@@ -13,9 +13,10 @@ keeps batches near the database's raw batched insert rate. Concurrency:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +29,21 @@ from schemas.enums import Kind
 from schemas.validation import Canonical
 
 Status = Literal["created", "updated", "unchanged", "withdrawn"]
+
+# (kind, decision date, targets) → due date per target; targets left out have none (no rule, or no calendar yet).
+DueDates = Callable[[Kind, dt.date, Sequence[str]], Mapping[str, dt.date]]
+BUREAU_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def due_by(day: dt.date | None) -> dt.datetime | None:
+    """The end of the due date in Asia/Shanghai (exclusive, UTC): published before it means on time."""
+    if day is None:
+        return None
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), BUREAU_ZONE).astimezone(dt.UTC)
+
+
+def no_deadlines(kind: Kind, decided_on: dt.date, targets: Sequence[str]) -> Mapping[str, dt.date]:
+    return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +92,11 @@ def ingest(
     targets: Sequence[str],
     actor: Actor,
     now: dt.datetime,
+    due: DueDates = no_deadlines,
 ) -> list[Stored]:
     """Store ``items`` (distinct source_ids) and return one ``Stored`` per item, in the order given."""
     if len(items) == 1 and targets and conn.dialect.name == "postgresql":
-        fresh_record = _create_in_one_statement(conn, source_system, kind, items[0], targets, actor, now)
+        fresh_record = _create_in_one_statement(conn, source_system, kind, items[0], targets, actor, now, due)
         if fresh_record is not None:
             return [fresh_record]
     ordered = sorted(items, key=lambda i: i.canonical.source_id)
@@ -106,7 +123,7 @@ def ingest(
 
     _write_versions(conn, fresh, now)
     _bump_records([(s, i) for s, i in fresh if s.status == "updated"], conn, now)
-    _queue_deliveries(conn, fresh, targets, now)
+    _queue_deliveries(conn, kind, fresh, targets, now, due)
     _current_deliveries(conn, [s for s in results.values() if s.status in ("unchanged", "withdrawn")])
     _audit(conn, kind, actor, results.values(), now)
     if fresh:
@@ -129,9 +146,11 @@ WITH new_record AS (
     SELECT id, 1, :content_hash, :content, :submitted, :now FROM new_record
 ), new_deliveries AS (
     INSERT INTO delivery (record_id, version, target, operation, state, idempotency_key, attempts,
-                          next_attempt_at, created_at, updated_at)
-    SELECT id, 1, t.target, 'publish', 'pending', 'cg-' || id || '-v1-p-' || t.target, 0, :now, :now, :now
-    FROM new_record CROSS JOIN unnest(CAST(:targets AS text[])) AS t(target)
+                          next_attempt_at, created_at, updated_at, due_date, due_by)
+    SELECT id, 1, t.target, 'publish', 'pending', 'cg-' || id || '-v1-p-' || t.target, 0, :now, :now, :now,
+           t.due_date, t.due_by
+    FROM new_record CROSS JOIN unnest(CAST(:targets AS text[]), CAST(:due_dates AS date[]),
+                                      CAST(:due_bys AS timestamptz[])) AS t(target, due_date, due_by)
 ), audit AS (
     INSERT INTO audit_event (at, actor, role, action, kind, source_id, record_id, detail)
     SELECT :now, :actor, :role, 'ingest.created', :kind, :source_id, id, :detail FROM new_record
@@ -143,6 +162,8 @@ SELECT id, pg_notify(:channel, :notify_targets) FROM new_record
     sa.bindparam("submitted", type_=sa.JSON()),
     sa.bindparam("detail", type_=sa.JSON()),
     sa.bindparam("targets", type_=postgresql.ARRAY(sa.Text())),
+    sa.bindparam("due_dates", type_=postgresql.ARRAY(sa.Date())),
+    sa.bindparam("due_bys", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
 )
 
 
@@ -154,8 +175,10 @@ def _create_in_one_statement(
     targets: Sequence[str],
     actor: Actor,
     now: dt.datetime,
+    due: DueDates,
 ) -> Stored | None:
     canonical = item.canonical
+    dues = due(kind, canonical.record.decided_on, targets)
     record_id = conn.execute(
         _CREATE_ONE,
         {
@@ -169,6 +192,8 @@ def _create_in_one_statement(
             "content": canonical.content,
             "submitted": item.submitted,
             "targets": list(targets),
+            "due_dates": [dues.get(t) for t in targets],
+            "due_bys": [due_by(dues.get(t)) for t in targets],
             "actor": actor.name,
             "role": actor.role,
             "detail": {"version": 1},
@@ -286,10 +311,16 @@ def _bump_records(updated: Sequence[tuple[Stored, Incoming]], conn: Connection, 
 
 
 def _queue_deliveries(
-    conn: Connection, fresh: Sequence[tuple[Stored, Incoming]], targets: Sequence[str], now: dt.datetime
+    conn: Connection,
+    kind: Kind,
+    fresh: Sequence[tuple[Stored, Incoming]],
+    targets: Sequence[str],
+    now: dt.datetime,
+    due: DueDates,
 ) -> None:
     rows = []
-    for stored, _ in fresh:
+    for stored, item in fresh:
+        dues = due(kind, item.canonical.record.decided_on, targets)
         for target in targets:
             rows.append(
                 {
@@ -303,6 +334,8 @@ def _queue_deliveries(
                     "next_attempt_at": now,
                     "created_at": now,
                     "updated_at": now,
+                    "due_date": dues.get(target),
+                    "due_by": due_by(dues.get(target)),
                 }
             )
             stored.deliveries.append({"target": target, "state": DeliveryState.PENDING.value})

@@ -158,15 +158,8 @@ def replay(
     conn: Connection, *, target: str, since: dt.datetime, dry_run: bool, actor: Actor, now: dt.datetime
 ) -> list[dict[str, Any]]:
     """Re-send to ``target`` the current versions it accepted since ``since`` (records not withdrawn)."""
-    rows = conn.execute(
-        sa.select(
-            delivery.c.record_id,
-            delivery.c.version,
-            delivery.c.idempotency_key,
-            record.c.kind,
-            record.c.source_id,
-            record.c.source_system,
-        )
+    record_ids = (
+        sa.select(delivery.c.record_id)
         .join(record, sa.and_(record.c.id == delivery.c.record_id, record.c.current_version == delivery.c.version))
         .where(
             delivery.c.target == target,
@@ -175,33 +168,67 @@ def replay(
             delivery.c.published_at >= since,
             record.c.withdrawn_at.is_(None),
         )
-        .order_by(delivery.c.record_id)
-    ).all()
-    plan = []
-    for r in rows:
-        copies = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(delivery)
-            .where(
-                delivery.c.record_id == r.record_id,
-                delivery.c.version == r.version,
-                delivery.c.target == target,
-                delivery.c.operation == Operation.PUBLISH.value,
-            )
-        ).scalar_one()
-        key = f"{r.idempotency_key.split('-r')[0]}-r{copies}"
-        plan.append(
-            {
-                "record_id": r.record_id,
-                "kind": r.kind,
-                "source_system": r.source_system,
-                "source_id": r.source_id,
-                "version": r.version,
-                "key": key,
-            }
-        )
+    )
+    plan = resend_plan(conn, target, [r for (r,) in conn.execute(record_ids.distinct())], "r")
     if dry_run or not plan:
         return plan
+    resend(conn, target, plan, now)
+    _audit(conn, actor, "target.replay", now, {"target": target, "since": since.isoformat(), "count": len(plan)})
+    return plan
+
+
+def resend_plan(conn: Connection, target: str, record_ids: Sequence[int], tag: str) -> list[dict[str, Any]]:
+    """New publish deliveries of the current versions of ``record_ids`` to ``target``, keyed ``<key>-<tag><n>``.
+
+    A fresh key makes the platform apply the item again (replay after a platform restore, reconciliation after it
+    lost or altered an item); the count of earlier copies keeps each key unique. Withdrawn records are skipped.
+    """
+    if not record_ids:
+        return []
+    copies = sa.func.count(delivery.c.id).label("copies")
+    rows = conn.execute(
+        sa.select(
+            record.c.id,
+            record.c.kind,
+            record.c.source_id,
+            record.c.source_system,
+            record.c.current_version,
+            sa.func.min(delivery.c.idempotency_key).label("key"),
+            sa.func.max(delivery.c.due_date).label("due_date"),
+            sa.func.max(delivery.c.due_by).label("due_by"),
+            copies,
+        )
+        .join(
+            delivery,
+            sa.and_(
+                delivery.c.record_id == record.c.id,
+                delivery.c.version == record.c.current_version,
+                delivery.c.target == target,
+                delivery.c.operation == Operation.PUBLISH.value,
+            ),
+        )
+        .where(record.c.id.in_(list(record_ids)), record.c.withdrawn_at.is_(None))
+        .group_by(record.c.id, record.c.kind, record.c.source_id, record.c.source_system, record.c.current_version)
+        .order_by(record.c.id)
+    ).all()
+    return [
+        {
+            "record_id": r.id,
+            "kind": r.kind,
+            "source_system": r.source_system,
+            "source_id": r.source_id,
+            "version": r.current_version,
+            "key": f"{r.key}-{tag}{r.copies}",
+            "due_date": r.due_date,
+            "due_by": r.due_by,
+        }
+        for r in rows
+    ]
+
+
+def resend(conn: Connection, target: str, plan: Sequence[dict[str, Any]], now: dt.datetime) -> None:
+    if not plan:
+        return
     conn.execute(
         sa.insert(delivery),
         [
@@ -216,10 +243,10 @@ def replay(
                 "next_attempt_at": now,
                 "created_at": now,
                 "updated_at": now,
+                "due_date": p["due_date"],
+                "due_by": p["due_by"],
             }
             for p in plan
         ],
     )
-    _audit(conn, actor, "target.replay", now, {"target": target, "since": since.isoformat(), "count": len(plan)})
     notify.notify(conn, [target])
-    return plan

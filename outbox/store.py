@@ -27,9 +27,12 @@ class AtomicBatchRefused(Exception):
 
 
 class Store:
-    def __init__(self, db: Database, routes: Mapping[Kind, Sequence[str]]) -> None:
+    def __init__(
+        self, db: Database, routes: Mapping[Kind, Sequence[str]], due: ingest_tx.DueDates = ingest_tx.no_deadlines
+    ) -> None:
         self.db = db
         self.routes = {kind: tuple(targets) for kind, targets in routes.items()}
+        self.due = due
 
     def ingest(
         self,
@@ -50,6 +53,7 @@ class Store:
                 targets=self.routes.get(kind, ()),
                 actor=actor,
                 now=now,
+                due=self.due,
             )
             if atomic and any(r.status == "withdrawn" for r in results):
                 raise AtomicBatchRefused(results)

@@ -108,6 +108,10 @@ class RecordVersion(SQLModel, table=True):
     received_at: dt.datetime = _ts()
 
 
+# Publish deliveries that can still become late: the at-risk view and the deadline lease order read these only.
+UNPUBLISHED = "operation = 'publish' AND state IN ('pending', 'retry_wait', 'in_flight', 'awaiting_result', 'dead')"
+
+
 class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
@@ -133,6 +137,12 @@ class Delivery(SQLModel, table=True):
         ),
         sa.Index("ix_delivery_record", "record_id", "target"),
         sa.Index(
+            "ix_delivery_unpublished_due",
+            "due_date",
+            postgresql_where=sa.text(UNPUBLISHED),
+            sqlite_where=sa.text(UNPUBLISHED),
+        ),
+        sa.Index(
             "ix_delivery_dead",
             "target",
             "id",
@@ -153,7 +163,8 @@ class Delivery(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_expires_at: dt.datetime | None = _ts(nullable=True)
     receipt_id: str | None = Field(default=None, max_length=128)
-    due_date: dt.date | None = None
+    due_date: dt.date | None = None  # the deadline (Asia/Shanghai date) for a publish; None: no rule or no calendar
+    due_by: dt.datetime | None = _ts(nullable=True)  # the end of due_date in Asia/Shanghai, as an exclusive UTC bound
     published_at: dt.datetime | None = _ts(nullable=True)
     last_code: str | None = Field(default=None, max_length=32)
     last_message: str | None = Field(default=None, max_length=2000)
@@ -201,6 +212,40 @@ class AuditEvent(SQLModel, table=True):
     detail: dict[str, Any] | None = _json()
 
 
+class ReconciliationRun(SQLModel, table=True):
+    """One comparison of what a target holds with what we published, and what was done about the difference."""
+
+    __tablename__ = "reconciliation_run"
+
+    id: int | None = _id()
+    target: str = Field(max_length=16, index=True)
+    started_at: dt.datetime = _ts()
+    finished_at: dt.datetime | None = _ts(nullable=True)
+    status: str = Field(max_length=16)  # running, done, failed
+    actor: str = Field(max_length=64)
+    held: int = 0
+    matched: int = 0
+    missing: int = 0
+    mismatched: int = 0
+    extra: int = 0
+    requeued: int = 0
+    findings: dict[str, Any] | None = _json()  # the items themselves (capped), and the error if it failed
+
+
+class ReportRun(SQLModel, table=True):
+    """A computed 公示率 report, kept so that what leadership was shown can be downloaded again in any format."""
+
+    __tablename__ = "report_run"
+
+    id: int | None = _id()
+    period: str = Field(max_length=16, index=True)  # 2026-10, 2026-Q4, 2026, or 2026-10-05 for a daily report
+    trigger: str = Field(max_length=16)  # schedule or on_demand
+    as_of: dt.date
+    created_at: dt.datetime = _ts()
+    actor: str = Field(max_length=64)
+    data: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+
+
 api_key = SQLModel.metadata.tables["api_key"]
 record = SQLModel.metadata.tables["record"]
 record_version = SQLModel.metadata.tables["record_version"]
@@ -208,4 +253,6 @@ delivery = SQLModel.metadata.tables["delivery"]
 attempt = SQLModel.metadata.tables["attempt"]
 audit_event = SQLModel.metadata.tables["audit_event"]
 target_state = SQLModel.metadata.tables["target_state"]
+reconciliation_run = SQLModel.metadata.tables["reconciliation_run"]
+report_run = SQLModel.metadata.tables["report_run"]
 metadata = SQLModel.metadata

@@ -22,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 
+from gateway import deadlines
 from gateway.app import build_app
 from gateway.clock import ManualClock
 from gateway.settings import DeliverySettings, Settings
@@ -113,7 +114,7 @@ def settings(db_url: str) -> Settings:
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
     db = Database(settings.database_url, pool_size=8)
-    yield Store(db, settings.targets.routes())
+    yield Store(db, settings.targets.routes(), deadlines.from_settings(settings.deadlines).due_dates)
     checked_out = db.engine.pool.checkedout()  # type: ignore[attr-defined]
     db.dispose()
     assert checked_out == 0, "a test leaked database connections"

@@ -1,0 +1,131 @@
+"""Deadlines and standings: when each delivery is due, and how it stands on a given day. Pure; no I/O.
+
+The rules come from the settings (``DeadlineSettings``): per (target, kind) a number of calendar or working days
+after the decision date (决定日期; a commitment's date, a list change's effective date). The defaults are the
+bureau's plan: the portal within 7 calendar days, the three platforms within 20 working days.
+
+Whether day 1 is the decision day or the day after is one setting (``day_one``); the default, ``next_day``, is the
+usual practice for "N 个工作日内": the count starts the day after the decision takes effect.
+
+A deadline is met when the target's business acceptance arrives on or before the due date, Asia/Shanghai. The
+standing of a (record, target) on a day, mirrored exactly by the SQL of ``outbox.rates``:
+
+* ``on_time`` published by the end of the due date; ``late`` published after it;
+* ``overdue`` unpublished and the day is past the due date; ``pending`` unpublished and not yet due;
+* ``not_applicable`` withdrawn on or before the due date without having been published;
+* ``unknown`` no due date could be computed (the calendar lacks the year): shown, never guessed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway.clock import SHANGHAI
+from gateway.settings import DeadlineSettings
+from gateway.workdays import OutsideCalendar, WorkCalendar, load_calendar
+from schemas.enums import Kind
+
+
+class Standing(enum.StrEnum):
+    ON_TIME = "on_time"
+    LATE = "late"
+    OVERDUE = "overdue"
+    PENDING = "pending"
+    NOT_APPLICABLE = "not_applicable"
+    UNKNOWN = "unknown"
+
+
+COUNTED = (Standing.ON_TIME, Standing.LATE, Standing.OVERDUE)
+
+Unit = Literal["calendar", "working"]
+DayOne = Literal["next_day", "decision_day"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    target: str
+    kinds: tuple[Kind, ...]
+    days: int
+    unit: Unit
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """Due dates per (target, kind) on a working-day calendar."""
+
+    rules: Sequence[Rule]
+    calendar: WorkCalendar
+    day_one: DayOne = "next_day"
+
+    def rule_for(self, target: str, kind: Kind) -> Rule | None:
+        return next((r for r in self.rules if r.target == target and kind in r.kinds), None)
+
+    def due(self, target: str, kind: Kind, decided_on: dt.date) -> dt.date | None:
+        """The due date, or None when no rule covers (target, kind). Raises ``OutsideCalendar``."""
+        rule = self.rule_for(target, kind)
+        if rule is None:
+            return None
+        start = decided_on - dt.timedelta(days=1) if self.day_one == "decision_day" else decided_on
+        if rule.unit == "calendar":
+            return start + dt.timedelta(days=rule.days)
+        return self.calendar.add_workdays(start, rule.days)
+
+    def due_dates(self, kind: Kind, decided_on: dt.date, targets: Sequence[str]) -> dict[str, dt.date]:
+        """Due dates for an ingest's fan-out; a target whose date cannot be computed yet is left out (null)."""
+        dates: dict[str, dt.date] = {}
+        for target in targets:
+            try:
+                due = self.due(target, kind, decided_on)
+            except OutsideCalendar:
+                continue
+            if due is not None:
+                dates[target] = due
+        return dates
+
+    def explain(self, target: str, kind: Kind, decided_on: dt.date) -> str | None:
+        """Why a delivery has no due date, in words for the record view; None when it has one."""
+        try:
+            due = self.due(target, kind, decided_on)
+        except OutsideCalendar as exc:
+            return str(exc)
+        return None if due is not None else f"no deadline rule for {kind.value} on {target}"
+
+
+def end_of_day(day: dt.date) -> dt.datetime:
+    """The last instant of ``day`` in Asia/Shanghai, as the exclusive UTC bound the SQL compares with."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), SHANGHAI).astimezone(dt.UTC)
+
+
+def standing(
+    *,
+    due: dt.date | None,
+    published_at: dt.datetime | None,
+    withdrawn_at: dt.datetime | None,
+    on: dt.date,
+) -> Standing:
+    """How one (record, target) stands at the end of day ``on`` (Asia/Shanghai)."""
+    if due is None:
+        return Standing.UNKNOWN
+    day_end = end_of_day(on)
+    if published_at is not None and published_at < day_end:
+        return Standing.ON_TIME if published_at < end_of_day(due) else Standing.LATE
+    if withdrawn_at is not None and withdrawn_at < min(end_of_day(due), day_end):
+        return Standing.NOT_APPLICABLE
+    return Standing.OVERDUE if on > due else Standing.PENDING
+
+
+def rate(counts: Mapping[Standing, int]) -> float | None:
+    """公示率 = on time / (on time + late + overdue); None (no rate, not 100%) when nothing is counted."""
+    counted = sum(counts.get(s, 0) for s in COUNTED)
+    return None if counted == 0 else counts.get(Standing.ON_TIME, 0) / counted
+
+
+def from_settings(settings: DeadlineSettings) -> Deadlines:
+    """The deadlines the settings describe, on the shipped calendar plus the operator's override file."""
+    calendar = load_calendar([settings.overrides_file] if settings.overrides_file else [])
+    rules = [Rule(r.target, tuple(r.kinds), r.days, r.unit) for r in settings.rules]
+    return Deadlines(rules, calendar, settings.day_one)

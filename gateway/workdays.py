@@ -1,0 +1,147 @@
+"""The Chinese working-day calendar deadlines are counted on.
+
+A 工作日 is Monday to Friday, minus the statutory holidays and bridge days of the State Council's yearly 放假安排,
+plus the weekend days that notice turns into make-up working days (调休上班). Weekday arithmetic alone is wrong
+several times a year, so the days come from the maintained ``chinese-calendar`` package (pinned), and from a
+project-owned override table (``gateway/data/workdays.toml``, plus an operator file named in the settings) so a
+new year's schedule can be entered the day the State Council publishes it, before the package releases it.
+
+A date in a year that neither source knows is an error (``OutsideCalendar``), never a silent weekday guess: a
+deadline computed on a guess would be wrong exactly on the holidays that matter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import chinese_calendar
+
+
+class OutsideCalendar(LookupError):
+    """The calendar has no schedule for this year: add the State Council's 放假安排 to the override table."""
+
+    def __init__(self, day: dt.date) -> None:
+        super().__init__(
+            f"no working-day schedule for {day.year} (asked about {day.isoformat()}): add the State Council's "
+            f"{day.year} 放假安排 to the override table (CREDIT_GATEWAY_DEADLINES__OVERRIDES_FILE)"
+        )
+        self.day = day
+
+
+class OverrideError(ValueError):
+    """The override table is malformed; the message names the file, the year and the entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class YearSchedule:
+    """One year's exceptions to the Monday-to-Friday rule, as the State Council publishes them."""
+
+    year: int
+    holidays: frozenset[dt.date]  # weekdays off
+    workdays: frozenset[dt.date]  # weekend days on (调休)
+    source: str = ""
+
+
+def _package_years() -> range:
+    years = {d.year for d in chinese_calendar.holidays} | {d.year for d in chinese_calendar.workdays}
+    return range(min(years), max(years) + 1)
+
+
+@dataclass(slots=True)
+class WorkCalendar:
+    """Answers "is this a working day" and "the n-th working day after", for the years it knows."""
+
+    overrides: dict[int, YearSchedule] = field(default_factory=dict)
+    package_years: range = field(default_factory=_package_years)
+
+    def knows(self, year: int) -> bool:
+        return year in self.overrides or year in self.package_years
+
+    @property
+    def years(self) -> list[int]:
+        return sorted(set(self.package_years) | set(self.overrides))
+
+    def is_workday(self, day: dt.date) -> bool:
+        schedule = self.overrides.get(day.year)
+        if schedule is not None:
+            if day in schedule.workdays:
+                return True
+            if day in schedule.holidays:
+                return False
+            return day.weekday() < 5
+        if day.year not in self.package_years:
+            raise OutsideCalendar(day)
+        return bool(chinese_calendar.is_workday(day))
+
+    def add_workdays(self, start: dt.date, n: int) -> dt.date:
+        """The n-th working day after ``start`` (``start`` itself is not counted; n ≥ 1)."""
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        day, counted = start, 0
+        while counted < n:
+            day += dt.timedelta(days=1)
+            if self.is_workday(day):
+                counted += 1
+        return day
+
+    def workdays_between(self, start: dt.date, end: dt.date) -> int:
+        """Working days in (start, end]: how many working days are left from ``start`` until ``end``."""
+        return sum(1 for i in range(1, (end - start).days + 1) if self.is_workday(start + dt.timedelta(days=i)))
+
+
+def _dates(values: object, where: str) -> frozenset[dt.date]:
+    if not isinstance(values, list):
+        raise OverrideError(f"{where}: expected a list of dates")
+    days = set()
+    for index, value in enumerate(values):
+        try:
+            day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise OverrideError(f"{where}[{index}]: {value!r} is not a date (YYYY-MM-DD)") from None
+        days.add(day)
+    return frozenset(days)
+
+
+def parse_overrides(text: str, origin: str) -> dict[int, YearSchedule]:
+    """Parse a TOML override table: ``[years.2027]`` with ``holidays`` and ``workdays`` lists and a ``source``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise OverrideError(f"{origin}: {exc}") from None
+    schedules: dict[int, YearSchedule] = {}
+    for key, entry in (data.get("years") or {}).items():
+        where = f"{origin}: years.{key}"
+        if not str(key).isdigit() or not isinstance(entry, dict):
+            raise OverrideError(f"{where}: expected [years.YYYY] with holidays and workdays")
+        year = int(key)
+        holidays = _dates(entry.get("holidays", []), f"{where}.holidays")
+        workdays = _dates(entry.get("workdays", []), f"{where}.workdays")
+        for day in holidays | workdays:
+            if day.year != year:
+                raise OverrideError(f"{where}: {day.isoformat()} is not in {year}")
+        for day in holidays:
+            if day.weekday() >= 5:
+                raise OverrideError(f"{where}.holidays: {day.isoformat()} is a weekend day, already off")
+        for day in workdays:
+            if day.weekday() < 5:
+                raise OverrideError(f"{where}.workdays: {day.isoformat()} is a weekday, already on")
+        schedules[year] = YearSchedule(year, holidays, workdays, str(entry.get("source", "")))
+    return schedules
+
+
+def load_calendar(extra_files: Iterable[Path] = ()) -> WorkCalendar:
+    """The package calendar, then the shipped override table, then the operator's files (later ones win)."""
+    shipped = resources.files("gateway").joinpath("data/workdays.toml").read_text(encoding="utf-8")
+    overrides = parse_overrides(shipped, "gateway/data/workdays.toml")
+    for path in extra_files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise OverrideError(f"{path}: {exc.strerror}") from None
+        overrides.update(parse_overrides(text, str(path)))
+    return WorkCalendar(overrides)
