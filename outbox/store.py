@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outbox import ingest as ingest_tx
-from outbox import keys, leases, migrate, operations, views, withdrawals
+from outbox import keys, leases, migrate, operations, rates, views, withdrawals
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored
 from outbox.lifecycle import AttemptResult, Settlement
-from outbox.tables import audit_event, delivery
+from outbox.tables import audit_event, delivery, report_run
 from schemas.enums import Kind, WithdrawReason
 
 
@@ -219,6 +219,58 @@ class Store:
             return found
 
         return self.db.read(read)
+
+    # 公示率, deadlines and stored reports (outbox.rates holds the SQL)
+
+    def standings(self, **period: Any) -> list[rates.Group]:
+        return self.db.read(lambda c: rates.standings(c, **period))
+
+    def monthly_standings(self, **period: Any) -> dict[str, rates.Counts]:
+        return self.db.read(lambda c: rates.monthly(c, **period))
+
+    def listed(self, *, which: str, **period: Any) -> list[dict[str, Any]]:
+        return self.db.read(lambda c: rates.listed(c, which=which, **period))
+
+    def quotas(self, *, year: int, departments: Sequence[str]) -> list[dict[str, Any]]:
+        return self.db.read(lambda c: rates.quotas(c, year=year, departments=departments))
+
+    def at_risk(self, *, due_by_date: dt.date, limit: int) -> list[dict[str, Any]]:
+        return self.db.read(lambda c: rates.at_risk(c, due_by_date=due_by_date, limit=limit))
+
+    def missing_due_dates(self) -> list[Any]:
+        return self.db.read(rates.missing_due_dates)
+
+    def fill_due_dates(self, filled: Sequence[tuple[str, dt.date, str, dt.date, dt.datetime]]) -> int:
+        return self.db.transact(lambda c: rates.fill_due_dates(c, filled))
+
+    def save_report(
+        self, *, period: str, trigger: str, as_of: dt.date, actor: Actor, data: dict[str, Any], now: dt.datetime
+    ) -> int:
+        def work(conn: Connection) -> int:
+            report_id = conn.execute(
+                sa.insert(report_run)
+                .values(period=period, trigger=trigger, as_of=as_of, created_at=now, actor=actor.name, data=data)
+                .returning(report_run.c.id)
+            ).scalar_one()
+            detail = {"report": report_id, "period": period, "trigger": trigger}
+            conn.execute(
+                sa.insert(audit_event).values(
+                    at=now, actor=actor.name, role=actor.role, action="report.created", detail=detail
+                )
+            )
+            return int(report_id)
+
+        return self.db.transact(work)
+
+    def reports(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        columns = [c for c in report_run.c if c.name != "data"]
+        query = sa.select(*columns).order_by(report_run.c.id.desc()).limit(limit)
+        return self.db.read(lambda c: [dict(r._mapping) for r in c.execute(query)])
+
+    def report(self, report_id: int) -> dict[str, Any] | None:
+        query = sa.select(report_run).where(report_run.c.id == report_id)
+        row = self.db.read(lambda c: c.execute(query).first())
+        return None if row is None else dict(row._mapping)
 
     def migrate(self) -> str:
         return migrate.upgrade(self.db)

@@ -1,0 +1,283 @@
+"""公示率 in SQL: how each (record, target) stands on a day, counted by target, kind and department.
+
+The standing of a (record, target) pair, exactly as ``gateway.deadlines.standing`` defines it:
+
+* its due date is the current version's; its publication is the first business acceptance of any version
+  (a correction of a record that was already public does not make it unpublished);
+* ``on_time`` published before the end of the due date (``due_by``, Asia/Shanghai); ``late`` after it;
+* ``not_applicable`` withdrawn before the due date ended without having been published;
+* ``overdue`` unpublished and the day is after the due date; ``pending`` unpublished and not yet due;
+* ``unknown`` no due date (the calendar did not know the year when it was stored).
+
+Everything is aggregated by the database (one grouped query over the records decided in the period, through the
+``decided_on`` index and the ``(record_id, target)`` index of ``delivery``); Python only adds up the few dozen
+grouped rows into totals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outbox.states import DeliveryState, Operation
+from outbox.tables import UNPUBLISHED, delivery, record, record_version
+
+STANDINGS = ("on_time", "late", "overdue", "pending", "not_applicable", "unknown")
+
+
+@dataclass(slots=True)
+class Counts:
+    """How many (record, target) pairs stand where; ``rate`` is 公示率, None when nothing is counted."""
+
+    on_time: int = 0
+    late: int = 0
+    overdue: int = 0
+    pending: int = 0
+    not_applicable: int = 0
+    unknown: int = 0
+
+    @property
+    def counted(self) -> int:
+        return self.on_time + self.late + self.overdue
+
+    @property
+    def rate(self) -> float | None:
+        return None if self.counted == 0 else self.on_time / self.counted
+
+    def add(self, other: Counts) -> None:
+        for name in STANDINGS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name) for name in STANDINGS}, "counted": self.counted, "rate": self.rate}
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    target: str
+    kind: str
+    department: str
+    counts: Counts = field(compare=False)
+
+
+def _standing(as_of: dt.date, as_of_end: dt.datetime, per: Any) -> Any:
+    return sa.case(
+        (per.c.due_date.is_(None), "unknown"),
+        (per.c.first_published.is_not(None), sa.case((per.c.first_published < per.c.due_by, "on_time"), else_="late")),
+        (
+            sa.and_(per.c.withdrawn_at.is_not(None), per.c.withdrawn_at < per.c.due_by, per.c.withdrawn_at < as_of_end),
+            "not_applicable",
+        ),
+        (per.c.due_date < as_of, "overdue"),
+        else_="pending",
+    )
+
+
+def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime) -> Any:
+    """One row per (record, target) of the records decided in [decided_from, decided_to]."""
+    current = delivery.c.version == record.c.current_version
+    published = sa.and_(delivery.c.state == DeliveryState.PUBLISHED.value, delivery.c.published_at < as_of_end)
+    return (
+        sa.select(
+            record.c.id.label("record_id"),
+            record.c.kind,
+            record.c.department,
+            record.c.decided_on,
+            record.c.withdrawn_at,
+            delivery.c.target,
+            sa.func.max(sa.case((current, delivery.c.due_date))).label("due_date"),
+            sa.func.max(sa.case((current, delivery.c.due_by))).label("due_by"),
+            sa.func.min(sa.case((published, delivery.c.published_at))).label("first_published"),
+        )
+        .join(delivery, delivery.c.record_id == record.c.id)
+        .where(
+            record.c.decided_on >= decided_from,
+            record.c.decided_on <= decided_to,
+            delivery.c.operation == Operation.PUBLISH.value,
+        )
+        .group_by(
+            record.c.id,
+            record.c.kind,
+            record.c.department,
+            record.c.decided_on,
+            record.c.withdrawn_at,
+            delivery.c.target,
+        )
+        .subquery("per")
+    )
+
+
+def _sums(standing: Any) -> list[Any]:
+    return [sa.func.sum(sa.case((standing == name, 1), else_=0)).label(name) for name in STANDINGS]
+
+
+def _counts(row: Any) -> Counts:
+    return Counts(**{name: int(getattr(row, name) or 0) for name in STANDINGS})
+
+
+def standings(
+    conn: Connection, *, decided_from: dt.date, decided_to: dt.date, as_of: dt.date, as_of_end: dt.datetime
+) -> list[Group]:
+    """Counts per (target, kind, department) for the records decided in the period, as they stood on ``as_of``."""
+    per = per_pair(decided_from, decided_to, as_of_end)
+    standing = _standing(as_of, as_of_end, per)
+    rows = conn.execute(
+        sa.select(per.c.target, per.c.kind, per.c.department, *_sums(standing))
+        .group_by(per.c.target, per.c.kind, per.c.department)
+        .order_by(per.c.department, per.c.kind, per.c.target)
+    )
+    return [Group(r.target, r.kind, r.department, _counts(r)) for r in rows]
+
+
+def month_of(conn: Connection, column: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return sa.func.to_char(column, "YYYY-MM")
+    return sa.func.strftime("%Y-%m", column)
+
+
+def monthly(
+    conn: Connection, *, decided_from: dt.date, decided_to: dt.date, as_of: dt.date, as_of_end: dt.datetime
+) -> dict[str, Counts]:
+    """Totals per month of decision, for the chart of 公示率 over time."""
+    per = per_pair(decided_from, decided_to, as_of_end)
+    month = month_of(conn, per.c.decided_on).label("month")
+    rows = conn.execute(sa.select(month, *_sums(_standing(as_of, as_of_end, per))).group_by(month).order_by(month))
+    return {r.month: _counts(r) for r in rows}
+
+
+def listed(
+    conn: Connection, *, decided_from: dt.date, decided_to: dt.date, as_of: dt.date, as_of_end: dt.datetime, which: str
+) -> list[dict[str, Any]]:
+    """The (record, target) pairs in one standing (``overdue``, ``late``), for the report's detail sheets."""
+    per = per_pair(decided_from, decided_to, as_of_end)
+    standing = _standing(as_of, as_of_end, per).label("standing")
+    inner = sa.select(per, standing).subquery("s")
+    rows = conn.execute(
+        sa.select(inner, record.c.source_id)
+        .join(record, record.c.id == inner.c.record_id)
+        .where(inner.c.standing == which)
+        .order_by(inner.c.due_date, inner.c.record_id, inner.c.target)
+    )
+    return [
+        {
+            "record_id": r.record_id,
+            "source_id": r.source_id,
+            "kind": r.kind,
+            "department": r.department,
+            "target": r.target,
+            "decided_on": r.decided_on,
+            "due_date": r.due_date,
+            "published_at": r.first_published,
+        }
+        for r in rows
+    ]
+
+
+def quotas(conn: Connection, *, year: int, departments: Sequence[str]) -> list[dict[str, Any]]:
+    """Per department and year: list changes pushed (published on at least one target), red and black apart,
+    and commitments and penalties counted, for the "each department at least once a year" rule."""
+    start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    pushed = sa.exists(
+        sa.select(delivery.c.id).where(
+            delivery.c.record_id == record.c.id,
+            delivery.c.operation == Operation.PUBLISH.value,
+            delivery.c.state == DeliveryState.PUBLISHED.value,
+        )
+    )
+    colour = record_version.c.content["list"].as_string()
+    is_list = record.c.kind == "list-changes"
+    rows = conn.execute(
+        sa.select(
+            record.c.department,
+            sa.func.sum(sa.case((sa.and_(is_list, colour == "red", pushed), 1), else_=0)).label("red"),
+            sa.func.sum(sa.case((sa.and_(is_list, colour == "black", pushed), 1), else_=0)).label("black"),
+            sa.func.sum(sa.case((record.c.kind == "commitments", 1), else_=0)).label("commitments"),
+            sa.func.sum(sa.case((record.c.kind == "penalties", 1), else_=0)).label("penalties"),
+            sa.func.sum(sa.case((record.c.kind == "licences", 1), else_=0)).label("licences"),
+        )
+        .join(
+            record_version,
+            sa.and_(record_version.c.record_id == record.c.id, record_version.c.version == record.c.current_version),
+        )
+        .where(record.c.decided_on >= start, record.c.decided_on <= end)
+        .group_by(record.c.department)
+    )
+    found = {r.department: r for r in rows}
+    out = []
+    for name in sorted(set(departments) | set(found)):
+        r = found.get(name)
+        red, black = (int(r.red or 0), int(r.black or 0)) if r else (0, 0)
+        out.append(
+            {
+                "department": name,
+                "year": year,
+                "red": red,
+                "black": black,
+                "commitments": int(r.commitments or 0) if r else 0,
+                "penalties": int(r.penalties or 0) if r else 0,
+                "licences": int(r.licences or 0) if r else 0,
+                "met": red >= 1 and black >= 1,
+            }
+        )
+    return out
+
+
+def at_risk(conn: Connection, *, due_by_date: dt.date, limit: int) -> list[dict[str, Any]]:
+    """Unpublished publish deliveries due on or before ``due_by_date`` (overdue ones included), earliest first."""
+    rows = conn.execute(
+        sa.select(
+            delivery.c.id,
+            delivery.c.target,
+            delivery.c.state,
+            delivery.c.version,
+            delivery.c.due_date,
+            delivery.c.attempts,
+            delivery.c.last_code,
+            delivery.c.last_message,
+            record.c.kind,
+            record.c.source_id,
+            record.c.department,
+            record.c.decided_on,
+        )
+        .join(record, record.c.id == delivery.c.record_id)
+        .where(sa.text(UNPUBLISHED), delivery.c.due_date <= due_by_date)
+        .order_by(delivery.c.due_date, delivery.c.id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def missing_due_dates(conn: Connection) -> list[Any]:
+    """Distinct (kind, decision date, target) of live publish deliveries still without a due date."""
+    return list(
+        conn.execute(
+            sa.select(record.c.kind, record.c.decided_on, delivery.c.target)
+            .join(record, record.c.id == delivery.c.record_id)
+            .where(sa.text(UNPUBLISHED), delivery.c.due_date.is_(None))
+            .distinct()
+        )
+    )
+
+
+def fill_due_dates(conn: Connection, filled: Sequence[tuple[str, dt.date, str, dt.date, dt.datetime]]) -> int:
+    """Store due dates computed for (kind, decided_on, target) triples; returns the deliveries updated."""
+    total = 0
+    for kind, decided_on, target, due_date, due_by in filled:
+        records = sa.select(record.c.id).where(record.c.kind == kind, record.c.decided_on == decided_on)
+        result = conn.execute(
+            sa.update(delivery)
+            .where(
+                delivery.c.target == target,
+                delivery.c.due_date.is_(None),
+                delivery.c.operation == Operation.PUBLISH.value,
+                delivery.c.record_id.in_(records),
+            )
+            .values(due_date=due_date, due_by=due_by)
+        )
+        total += result.rowcount
+    return total
