@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+import orjson
 
 from schemas.enums import Kind
 
@@ -130,6 +133,11 @@ def next_page(page: str | None, size: int, total: int, got: int) -> str | None:
     return str(number + 1) if got and number * size < total else None
 
 
+def fields_digest(mapping: Mapping[str, Any]) -> str:
+    """A content hash of a holding's fields, independent of their order: what reconciliation compares."""
+    return hashlib.sha256(orjson.dumps(dict(mapping), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 class Adapter(Protocol):
     """A target platform's protocol as pure functions (PROTOCOLS.md)."""
 
@@ -146,6 +154,10 @@ class Adapter(Protocol):
         ...
 
     def holdings_exchange(self, kind: Kind, page: str | None, *, now: dt.datetime) -> Exchange: ...
+
+    def expected_fields(self, item: Item) -> dict[str, str]:
+        """The fields the platform lists for ``item`` once it holds it (compared by ``fields_digest``)."""
+        ...
 
     def interpret_holdings(self, kind: Kind, reply: Reply, page: str | None = None) -> HoldingsPage:
         """One page of holdings; ``page`` is the cursor this page was asked with (None: the first)."""

@@ -49,6 +49,12 @@ class Municipal:
         self.config = config
         self.max_items = min(config.max_items, 200)
 
+    def expected_fields(self, item: Item) -> dict[str, str]:
+        """What the platform should list for ``item`` once it holds it: reconciliation compares digests."""
+        return fields.field_codes(
+            item.kind, item.content, area=self.config.area, serial=fields.serial_of(item.record_id)
+        )
+
     def item(self, item: Item) -> dict[str, Any]:
         return fields.envelope(item, area=self.config.area, data_key="fields", with_reason=False)
 

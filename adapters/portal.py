@@ -110,6 +110,11 @@ class Portal:
         self.config = config
         self.max_items = config.max_items
 
+    def expected_fields(self, item: Item) -> dict[str, str]:
+        """What the portal should list for ``item`` (label → value, natural persons masked)."""
+        notice = self.notice(item, dt.datetime(2000, 1, 1, tzinfo=dt.UTC))  # the date is not among the fields
+        return {f["label"]: f["value"] for f in notice["fields"]}
+
     def notice(self, item: Item, now: dt.datetime) -> dict[str, Any]:
         c = item.content
         subject = _subject(c["counterpart"])

@@ -73,6 +73,12 @@ class Provincial:
 
     # -- requests ------------------------------------------------------------------------------------------
 
+    def expected_fields(self, item: Item) -> dict[str, str]:
+        """What the platform should list for ``item`` once it holds it: reconciliation compares digests."""
+        return fields.field_codes(
+            item.kind, item.content, area=self.config.area, serial=fields.serial_of(item.record_id)
+        )
+
     def record(self, item: Item) -> etree._Element:
         element = etree.Element(
             "Record", op=item.operation.value, key=item.key, recordId=item.record_id, type=fields.TYPE_CODES[item.kind]

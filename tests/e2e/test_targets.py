@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 
 from adapters import fields
-from adapters.base import Accepted, Item, Operation, Outcome, Received, Rejected, Retryable
+from adapters.base import Accepted, Item, Operation, Outcome, Received, Rejected, Retryable, fields_digest
 from adapters.client import TargetClient
 from adapters.national import National, NationalConfig
 from adapters.portal import Portal, PortalConfig
@@ -117,6 +117,9 @@ def test_publish_correct_withdraw(
     holding = held(client, kind, record_id)
     assert holding is not None and holding.public
     assert digest(holding.fields) == digest(expected_fields(target, first))
+    assert fields_digest(holding.fields) == fields_digest(
+        client.adapter.expected_fields(first)
+    )  # reconciliation's view
     if target != "portal":
         assert holding.key == first.key
 
@@ -125,6 +128,7 @@ def test_publish_correct_withdraw(
     assert [type(o) for o in settle(client, [corrected])] == [Accepted]
     holding = held(client, kind, record_id)
     assert digest(holding.fields) == digest(expected_fields(target, corrected))
+    assert fields_digest(holding.fields) == fields_digest(client.adapter.expected_fields(corrected))
     assert holding.fields != expected_fields(target, first)
 
     withdrawal = item(record_id, kind, 2, corrected.content, target, Operation.WITHDRAW)
