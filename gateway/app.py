@@ -14,10 +14,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from adapters.client import TargetClient
 from gateway import deadlines
-from gateway.api import health, operations, problems, records, targets
+from gateway.api import health, operations, problems, records, reports, targets
 from gateway.api.auth import KeyCache
 from gateway.clock import Clock, SystemClock
+from gateway.housekeeping import Housekeeping
+from gateway.jobs import Jobs
 from gateway.metrics import Metrics
 from gateway.services import Services
 from gateway.settings import Settings
@@ -51,14 +54,32 @@ def build_app(
     if worker is None and settings.delivery.in_serve:
         worker = Worker(settings, store, build_clients(settings, clock), clock)
     services = Services(settings=settings, store=store, clock=clock, metrics=Metrics(), worker=worker)
+    own_clients: dict[str, TargetClient] = {}
+
+    def clients() -> dict[str, TargetClient]:
+        """The worker's clients when it runs here; otherwise a set of our own, made on first use."""
+        if worker is not None:
+            return worker.clients
+        if not own_clients:
+            own_clients.update(build_clients(settings, clock))
+        return own_clients
+
+    services.housekeeping = Housekeeping(settings, store, clock, deadlines.from_settings(settings.deadlines), clients)
+    jobs = Jobs(services.housekeeping) if settings.jobs.in_serve else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             worker.start()
+        if jobs is not None:
+            jobs.start()
         yield
+        if jobs is not None:
+            jobs.stop()
         if worker is not None:
             worker.stop()
+        for client in own_clients.values():
+            client.close()
         if owns_store:
             store.db.dispose()
 
@@ -67,6 +88,7 @@ def build_app(
     app.state.key_cache = KeyCache(store, settings.key_cache_seconds)
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(reports.router)  # before records: /reports/{id} must not read as /{kind}/{source_id}
     app.include_router(records.router)
     app.include_router(targets.router)
     app.include_router(operations.router)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway.clock import Clock
@@ -24,6 +24,7 @@ from schemas.errors import FieldError
 if TYPE_CHECKING:
     from gateway.api.auth import Principal
     from gateway.api.records import WithdrawBody
+    from gateway.housekeeping import Housekeeping
     from gateway.worker import Worker
 
 
@@ -34,6 +35,7 @@ class Services:
     clock: Clock
     metrics: Metrics
     worker: Worker | None = None
+    housekeeping: Housekeeping = field(init=False)
 
     def ingest(self, principal: Principal, kind: Kind, items: Sequence[Incoming], atomic: bool) -> list[Stored]:
         if not items:

@@ -7,6 +7,7 @@ sandbox's documented demo credentials so ``serve`` and ``sandbox`` work together
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -143,6 +144,67 @@ class DeadlineSettings(BaseModel):
     at_risk_workdays: int = Field(default=3, ge=0, le=60)  # "at risk": unpublished and due within this many
 
 
+class PeriodRuleSet(BaseModel):
+    """How long a penalty stays public when the source gives no 公示截止期, for decisions from ``effective_from``.
+
+    The longest period of the decision's penalty categories applies (STANDARDS.md §3); months count from the
+    decision date.
+    """
+
+    name: str
+    effective_from: dt.date
+    default_months: int = Field(ge=0, le=120)
+    months_by_category: dict[str, int] = Field(default_factory=dict)
+
+
+_SEVERE = (
+    "revoke_licence",
+    "lower_qualification",
+    "suspend_business",
+    "order_closure",
+    "restrict_business",
+    "restrict_employment",
+    "detention",
+)
+
+
+def _default_rule_sets() -> list[PeriodRuleSet]:
+    return [
+        PeriodRuleSet(
+            name="发改办财金〔2019〕527号",
+            effective_from=dt.date(2019, 7, 16),
+            default_months=12,
+            months_by_category=dict.fromkeys(_SEVERE, 36),
+        ),
+        PeriodRuleSet(
+            name="国家发展改革委令第58号",
+            effective_from=dt.date(2023, 5, 1),
+            default_months=36,
+            months_by_category={"warning": 3, "circulated_criticism": 3},
+        ),
+        PeriodRuleSet(  # the periods of 令第36号 were not in the texts we had: confirm before relying on them
+            name="国家发展改革委令第36号",
+            effective_from=dt.date(2026, 4, 1),
+            default_months=36,
+            months_by_category={"warning": 3, "circulated_criticism": 3},
+        ),
+    ]
+
+
+class JobSettings(BaseModel):
+    """Scheduled housekeeping in ``serve`` (cron expressions, Asia/Shanghai); on PostgreSQL each job runs once
+    across all processes (an advisory lock)."""
+
+    in_serve: bool = True
+    daily_report_cron: str = "30 7 * * *"  # yesterday's report
+    monthly_report_cron: str = "0 8 1 * *"  # last month's report
+    reconcile_cron: str = "0 2 * * *"
+    expiry_cron: str = "10 0 * * *"  # withdraw what left its publication period; fill due dates the calendar now knows
+    report_departments: list[str] = Field(default_factory=list)  # 相关科室 held to the yearly quota even if silent
+    trend_months: int = Field(default=12, ge=1, le=60)
+    period_rules: list[PeriodRuleSet] = Field(default_factory=_default_rule_sets)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -163,6 +225,7 @@ class Settings(BaseSettings):
     targets: Targets = Field(default_factory=Targets)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @model_validator(mode="after")
     def _no_demo_secrets_in_production(self) -> Settings:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outbox import expiry, keys, leases, migrate, operations, rates, reconciliation, views, withdrawals
 from outbox import ingest as ingest_tx
-from outbox import keys, leases, migrate, operations, rates, views, withdrawals
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored
 from outbox.lifecycle import AttemptResult, Settlement
@@ -271,6 +273,50 @@ class Store:
         query = sa.select(report_run).where(report_run.c.id == report_id)
         row = self.db.read(lambda c: c.execute(query).first())
         return None if row is None else dict(row._mapping)
+
+    @contextlib.contextmanager
+    def singleton(self, name: str) -> Iterator[bool]:
+        """Yields True in the one process that may run job ``name`` now (a PostgreSQL session advisory lock held
+        for the block); on SQLite, a single-process database, always True."""
+        if self.db.engine.dialect.name != "postgresql":
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self.db.engine.connect() as conn:
+            mine = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            conn.commit()
+            try:
+                yield mine
+            finally:
+                if mine:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+
+    def expiry_candidates(self, *, today: dt.date, shortest_months_ago: dt.date) -> list[dict[str, Any]]:
+        return self.db.read(lambda c: expiry.candidates(c, today=today, shortest_months_ago=shortest_months_ago))
+
+    # reconciliation (outbox.reconciliation holds the SQL)
+
+    def believed_held(self, target: str) -> list[dict[str, Any]]:
+        return self.db.read(lambda c: list(reconciliation.believed_held(c, target)))
+
+    def with_open_deliveries(self, target: str, record_ids: Sequence[int]) -> set[int]:
+        return self.db.read(lambda c: reconciliation.with_open_deliveries(c, target, record_ids))
+
+    def start_reconciliation(self, *, target: str, actor: Actor, now: dt.datetime) -> int:
+        return self.db.transact(lambda c: reconciliation.start(c, target=target, actor=actor, now=now))
+
+    def finish_reconciliation(self, **run: Any) -> int:
+        return self.db.transact(lambda c: reconciliation.finish(c, **run))
+
+    def fail_reconciliation(self, *, run_id: int, error: str, now: dt.datetime) -> None:
+        self.db.transact(lambda c: reconciliation.fail(c, run_id=run_id, error=error, now=now))
+
+    def reconciliations(self, *, target: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return self.db.read(lambda c: reconciliation.runs(c, target=target, limit=limit))
+
+    def reconciliation(self, run_id: int) -> dict[str, Any] | None:
+        return self.db.read(lambda c: reconciliation.run(c, run_id))
 
     def migrate(self) -> str:
         return migrate.upgrade(self.db)

@@ -25,7 +25,7 @@ import pytest
 from gateway import deadlines
 from gateway.app import build_app
 from gateway.clock import ManualClock
-from gateway.settings import DeliverySettings, Settings
+from gateway.settings import DeliverySettings, JobSettings, Settings
 from outbox import migrate
 from outbox.database import Database
 from outbox.store import Store
@@ -108,7 +108,12 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     # delivery is exercised by its own tests; API tests see deliveries as ingest left them
-    return Settings(database_url=db_url, key_cache_seconds=0, delivery=DeliverySettings(in_serve=False))
+    return Settings(
+        database_url=db_url,
+        key_cache_seconds=0,
+        delivery=DeliverySettings(in_serve=False),
+        jobs=JobSettings(in_serve=False),
+    )
 
 
 @pytest.fixture

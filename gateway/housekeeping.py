@@ -1,0 +1,145 @@
+"""Reports, reconciliation, expiry and due-date upkeep: what the API, the CLI and the scheduled jobs share.
+
+Each operation takes who asks (an operator's key, ``cli``, or the scheduler as ``system``) so the audit log names
+them. Scheduling lives in ``gateway.jobs``; this module only does the work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.client import TargetClient
+from gateway import expiry
+from gateway.clock import Clock, local_date
+from gateway.deadlines import Deadlines
+from gateway.reconcile import reconcile
+from gateway.reports.build import Progress, build_report
+from gateway.reports.periods import Period, parse_period
+from gateway.settings import Settings
+from gateway.workdays import OutsideCalendar
+from outbox.ingest import Actor, due_by
+from outbox.store import Store
+from schemas.enums import Kind, WithdrawReason
+
+log = logging.getLogger(__name__)
+SYSTEM = Actor("scheduler", "system")
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass
+class Housekeeping:
+    settings: Settings
+    store: Store
+    clock: Clock
+    deadlines: Deadlines
+    clients: Callable[[], dict[str, TargetClient]]
+
+    def today(self) -> dt.date:
+        return local_date(self.clock)
+
+    # -- reports -----------------------------------------------------------------------------------------
+
+    def compute_report(
+        self, period: Period, *, as_of: dt.date | None = None, progress: Progress = _quiet
+    ) -> dict[str, Any]:
+        return build_report(
+            self.store,
+            period,
+            as_of=as_of or self.today(),
+            now=self.clock.now(),
+            departments=self.settings.jobs.report_departments,
+            trend_months=self.settings.jobs.trend_months,
+            progress=progress,
+        )
+
+    def create_report(
+        self,
+        period: str | Period,
+        *,
+        actor: Actor,
+        trigger: str = "on_demand",
+        as_of: dt.date | None = None,
+        progress: Progress = _quiet,
+    ) -> tuple[int, dict[str, Any]]:
+        chosen = parse_period(period) if isinstance(period, str) else period
+        data = self.compute_report(chosen, as_of=as_of, progress=progress)
+        report_id = self.store.save_report(
+            period=chosen.label,
+            trigger=trigger,
+            as_of=dt.date.fromisoformat(data["as_of"]),
+            actor=actor,
+            data=data,
+            now=self.clock.now(),
+        )
+        return report_id, data
+
+    # -- deadlines ---------------------------------------------------------------------------------------
+
+    def at_risk(self, *, workdays: int | None = None, limit: int = 200) -> dict[str, Any]:
+        """Unpublished deliveries due within ``workdays`` working days (overdue ones first: earliest due date)."""
+        today = self.today()
+        n = self.settings.deadlines.at_risk_workdays if workdays is None else workdays
+        horizon = today if n == 0 else self.deadlines.calendar.add_workdays(today, n)
+        items = self.store.at_risk(due_by_date=horizon, limit=limit)
+        for item in items:
+            due = item["due_date"]
+            item["overdue"] = due < today
+            item["workdays_left"] = 0 if due <= today else self.deadlines.calendar.workdays_between(today, due)
+        return {"today": today, "horizon": horizon, "workdays": n, "items": items}
+
+    def refresh_due_dates(self) -> int:
+        """Fill due dates left empty because the calendar lacked a year it now has (an override was added)."""
+        filled = []
+        for kind, decided_on, target in self.store.missing_due_dates():
+            try:
+                due = self.deadlines.due(target, Kind.from_code(kind), decided_on)
+            except OutsideCalendar:
+                continue
+            if due is not None:
+                stop = due_by(due)
+                assert stop is not None
+                filled.append((kind, decided_on, target, due, stop))
+        return self.store.fill_due_dates(filled) if filled else 0
+
+    # -- expiry ------------------------------------------------------------------------------------------
+
+    def expire(self, *, actor: Actor = SYSTEM) -> list[dict[str, Any]]:
+        """Withdraw from every target what left its publication period before today."""
+        today = self.today()
+        rules = self.settings.jobs.period_rules
+        shortest = min([r.default_months for r in rules] + [m for r in rules for m in r.months_by_category.values()])
+        done = []
+        for row in self.store.expiry_candidates(today=today, shortest_months_ago=expiry.add_months(today, -shortest)):
+            note = expiry.expired(row["kind"], row["content"], today, rules)
+            if note is None:
+                continue
+            result = self.store.withdraw(
+                source_system=row["source_system"],
+                kind=Kind.from_code(row["kind"]),
+                source_id=row["source_id"],
+                reason=WithdrawReason.PERIOD_ENDED,
+                note=note,
+                actor=actor,
+                now=self.clock.now(),
+            )
+            if not result.already:
+                done.append({"kind": row["kind"], "source_id": row["source_id"], "note": note})
+        if done:
+            log.info("publication period ended: %d records withdrawn", len(done))
+        return done
+
+    # -- reconciliation ----------------------------------------------------------------------------------
+
+    def reconcile(self, target: str, *, actor: Actor) -> dict[str, Any]:
+        clients = self.clients()
+        if target not in clients:
+            raise KeyError(target)
+        kinds = [k for k in Kind if target in self.store.routes.get(k, ())]
+        return reconcile(self.store, clients[target], kinds, actor=actor, clock=self.clock)
