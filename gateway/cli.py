@@ -388,6 +388,141 @@ def targets_replay(
     err.print(f"{len(plan)} record(s) {'would be' if dry_run else 'are'} sent again to {target}")
 
 
+def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
+    from gateway import deadlines
+    from gateway.housekeeping import Housekeeping
+    from gateway.targets import build_clients
+
+    clock = SystemClock()
+    return Housekeeping(
+        settings,
+        _store(settings),
+        clock,
+        deadlines.from_settings(settings.deadlines),
+        lambda: build_clients(settings, clock),
+    )
+
+
+@app.command()
+def report(
+    period: Annotated[str, typer.Option(help="2026-10 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-05 (day)")],
+    format: Annotated[str, typer.Option("--format", "-f", help="xlsx, csv, json or html")] = "xlsx",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="the file to write (default: a name from the period)")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD: judge standings at the end of this day (default today)")
+    ] = None,
+    keep: Annotated[bool, typer.Option("--keep/--no-keep", help="also store the run, listed by the API")] = True,
+) -> None:
+    """Build a 公示率 report for a period: summary, by department, overdue, late and yearly quotas."""
+    import datetime as dt
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gateway.reports.build import STEPS
+    from gateway.reports.periods import PeriodError, parse_period
+    from gateway.reports.render import FORMATS, render
+
+    if format not in FORMATS:
+        raise _fail(ValueError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}"))
+    try:
+        chosen = parse_period(period)
+        day = dt.date.fromisoformat(as_of) if as_of else None
+    except (PeriodError, ValueError) as exc:
+        raise _fail(exc) from None
+    target = output or Path(f"gongshilv-{chosen.label}.{format}")
+    settings = _settings()
+    housekeeping = _housekeeping(settings)
+    with (
+        _store_errors(),
+        Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar,
+    ):
+        task = bar.add_task(f"公示率 {chosen.label}", total=len(STEPS) + 1)
+
+        def step(name: str) -> None:
+            bar.update(task, advance=1, description=f"公示率 {chosen.label}: {name}")
+
+        if keep:
+            report_id, data = housekeeping.create_report(chosen, actor=_actor(), as_of=day, progress=step)
+        else:
+            report_id, data = None, housekeeping.compute_report(chosen, as_of=day, progress=step)
+        target.write_bytes(render(data, format))
+        bar.update(task, advance=1, description=f"公示率 {chosen.label}: written")
+    total = data["summary"]["total"]
+    rate = "no rate (nothing counted)" if total["rate"] is None else f"{total['rate'] * 100:.2f}%"
+    err.print(
+        f"{chosen.label}: 公示率 {rate}; on time {total['on_time']}, late {total['late']}, overdue {total['overdue']}, "
+        f"pending {total['pending']}" + (f"; stored as report {report_id}" if report_id else "")
+    )
+    typer.echo(str(target))
+
+
+@deliveries_app.command("at-risk")
+def deliveries_at_risk(
+    workdays: Annotated[
+        int | None, typer.Option(help="due within this many working days (default from settings)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many rows")] = 100,
+) -> None:
+    """Unpublished deliveries close to (or past) their deadline, earliest due first."""
+    from gateway.workdays import OutsideCalendar
+
+    with _store_errors():
+        try:
+            view = _housekeeping(_settings()).at_risk(workdays=workdays, limit=limit)
+        except OutsideCalendar as exc:
+            raise _fail(exc) from None
+    table = Table("id", "target", "kind", "source_id", "department", "state", "due", "left", "code")
+    for d in view["items"]:
+        left = "overdue" if d["overdue"] else f"{d['workdays_left']} wd"
+        table.add_row(
+            str(d["id"]),
+            d["target"],
+            d["kind"],
+            d["source_id"],
+            d["department"],
+            d["state"],
+            d["due_date"].isoformat(),
+            left,
+            d["last_code"] or "",
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    err.print(f"{len(view['items'])} at risk (due by {view['horizon'].isoformat()})")
+
+
+@targets_app.command("reconcile")
+def targets_reconcile(target: Annotated[str, typer.Argument(help="the target to compare with")]) -> None:
+    """Compare what a target holds with what we published; re-queue what is missing or different."""
+    settings = _settings()
+    with _store_errors():
+        try:
+            run = _housekeeping(settings).reconcile(_known_target(settings, target), actor=_actor())
+        except KeyError:
+            raise _fail(ValueError(f"{target} is not enabled")) from None
+    if run["status"] != "done":
+        raise _fail(RuntimeError(f"reconciliation of {target} failed: {(run['findings'] or {}).get('error')}"))
+    for finding in ("missing", "mismatched", "extra"):
+        for item in run["findings"][finding]:
+            typer.echo(f"{finding}\t{item['record_id']}\t{item['kind']}\t{item.get('source_id', '')}")
+    err.print(
+        f"{target}: held {run['held']}, matched {run['matched']}, missing {run['missing']}, "
+        f"mismatched {run['mismatched']}, extra {run['extra']}; re-queued {run['requeued']} (run {run['id']})"
+    )
+
+
+@app.command()
+def expire() -> None:
+    """Withdraw from every target the penalties and list entries whose publication period has ended."""
+    with _store_errors():
+        housekeeping = _housekeeping(_settings())
+        filled = housekeeping.refresh_due_dates()
+        done = housekeeping.expire(actor=_actor())
+    for item in done:
+        typer.echo(f"{item['kind']}\t{item['source_id']}\t{item['note']}")
+    err.print(f"{len(done)} record(s) withdrawn; {filled} due date(s) filled in")
+
+
 def main() -> None:
     app()
 

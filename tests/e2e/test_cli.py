@@ -237,3 +237,53 @@ def test_operator_commands(tmp_path: Path) -> None:
 def test_worker_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = run(["worker"], env_for(tmp_path), tmp_path)
     assert result.returncode == 1 and "credit-gateway migrate" in result.stderr
+
+
+def test_report_expire_and_at_risk_commands(served: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    import openpyxl
+
+    from tests.factories import licence, penalty
+
+    base, env = served
+    key = run(["keys", "create", "--name", "approval-system", "--role", "source"], env, tmp_path).stdout.split()[-1]
+    headers = {"Authorization": f"Bearer {key}"}
+    for n in range(3):
+        data = licence(f"CLI-{n}", decision_date="2026-10-08", valid_from="2026-10-08")
+        assert httpx.post(f"{base}/api/v1/licences", json=data, headers=headers).status_code == 201
+    old = penalty("CLI-P", decision_date="2026-01-05", valid_until="2026-01-12", publish_until="2026-06-30")
+    assert httpx.post(f"{base}/api/v1/penalties", json=old, headers=headers).status_code == 201
+
+    out = tmp_path / "oct.xlsx"
+    made = run(
+        ["report", "--period", "2026-10", "--format", "xlsx", "-o", str(out), "--as-of", "2026-11-25"], env, tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == str(out) and "公示率 0.00%" in made.stderr and "overdue 12" in made.stderr
+    book = openpyxl.load_workbook(out)
+    totals = {r[0]: r for r in book["按科室"].iter_rows(min_row=2, values_only=True) if r[1] == "合计"}
+    assert totals["行政审批科"][2:5] == (0, 0, 12)
+    listed = httpx.get(f"{base}/api/v1/reports", headers=headers)
+    assert listed.status_code == 403  # a source key may not read reports
+
+    html_out = tmp_path / "oct.html"
+    assert (
+        run(["report", "--period", "2026-10", "-f", "html", "-o", str(html_out), "--no-keep"], env, tmp_path).returncode
+        == 0
+    )
+    assert "<svg" in html_out.read_text(encoding="utf-8")
+
+    bad = run(["report", "--period", "2026-13", "-f", "xlsx"], env, tmp_path)
+    assert bad.returncode == 1 and "is not a month" in bad.stderr
+    wrong = run(["report", "--period", "2026-10", "-f", "pdf"], env, tmp_path)
+    assert wrong.returncode == 1 and "--format must be one of" in wrong.stderr
+
+    expired = run(["expire"], env, tmp_path)
+    assert expired.returncode == 0 and "CLI-P" in expired.stdout and "公示期满 2026-06-30" in expired.stdout
+    view = httpx.get(f"{base}/api/v1/penalties/CLI-P", headers=headers).json()
+    assert view["withdrawn"]["reason"] == "period_ended"
+    assert run(["expire"], env, tmp_path).stdout == ""  # nothing left to withdraw
+
+    risky = run(["deliveries", "at-risk", "--limit", "5"], env, tmp_path)
+    assert risky.returncode == 0 and "5 at risk" in risky.stderr and "overdue" in risky.stdout
+    for result in (made, bad, wrong, expired, risky):
+        assert "Traceback" not in result.stderr
