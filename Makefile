@@ -32,6 +32,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/drain.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.clock import SHANGHAI
+from gateway.clock import SHANGHAI, Clock, local_date
 from gateway.settings import DeadlineSettings
 from gateway.workdays import OutsideCalendar, WorkCalendar, load_calendar
 from schemas.enums import Kind
@@ -129,3 +129,26 @@ def from_settings(settings: DeadlineSettings) -> Deadlines:
     calendar = load_calendar([settings.overrides_file] if settings.overrides_file else [])
     rules = [Rule(r.target, tuple(r.kinds), r.days, r.unit) for r in settings.rules]
     return Deadlines(rules, calendar, settings.day_one)
+
+
+class RiskHorizon:
+    """The last day whose deadlines count as at risk today: ``workdays`` working days ahead, once per local day.
+
+    The push loop leases deliveries due by then first. When the calendar does not reach that far the horizon is
+    today (overdue and due-today still go first); a count of working days is never guessed.
+    """
+
+    def __init__(self, calendar: WorkCalendar, workdays: int, clock: Clock) -> None:
+        self.calendar, self.workdays, self.clock = calendar, workdays, clock
+        self._day: dt.date | None = None
+        self._horizon: dt.date | None = None
+
+    def __call__(self) -> dt.date:
+        today = local_date(self.clock)
+        if today != self._day or self._horizon is None:
+            try:
+                horizon = self.calendar.add_workdays(today, self.workdays) if self.workdays else today
+            except OutsideCalendar:
+                horizon = today
+            self._day, self._horizon = today, horizon
+        return self._horizon

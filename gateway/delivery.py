@@ -13,7 +13,7 @@ import datetime as dt
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from adapters import base
@@ -73,6 +73,7 @@ class DeliveryEngine:
     policies: Mapping[str, RetryPolicy] = field(default_factory=dict)
     lease_for: dt.timedelta = dt.timedelta(seconds=60)
     poll_after: dt.timedelta = dt.timedelta(seconds=2)
+    urgent_by: Callable[[], dt.date | None] = lambda: None  # deadlines on or before this day are leased first
 
     def policy(self, target: str) -> RetryPolicy:
         return self.policies.get(target, RetryPolicy())
@@ -86,6 +87,7 @@ class DeliveryEngine:
             limit=limit or client.adapter.max_items,
             now=self.clock.now(),
             lease_for=self.lease_for,
+            urgent_by=self.urgent_by(),
         )
         if not leased:
             return []

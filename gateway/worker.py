@@ -23,6 +23,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from adapters.client import TargetClient
+from gateway import deadlines
 from gateway.clock import Clock
 from gateway.delivery import DeliveryEngine
 from gateway.gate import Gate
@@ -67,6 +68,10 @@ class Worker:
             dict.fromkeys(self.clients, policy),
             dt.timedelta(seconds=d.lease_seconds),
             dt.timedelta(seconds=d.poll_interval_seconds),
+        )
+        deadline_rules = deadlines.from_settings(settings.deadlines)
+        self.engine.urgent_by = deadlines.RiskHorizon(
+            deadline_rules.calendar, settings.deadlines.at_risk_workdays, clock
         )
         rates = {name: t.rate_limit_per_second for name, t in settings.targets.items()}
         self.gates = {

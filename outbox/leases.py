@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from outbox import notify
 from outbox.lifecycle import AttemptResult, Settlement
-from outbox.states import DUE, DeliveryState
+from outbox.states import DUE, DeliveryState, Operation
 from outbox.tables import attempt, delivery, record, record_version
 
 UNRESOLVED = (DeliveryState.PENDING, DeliveryState.RETRY_WAIT, DeliveryState.IN_FLIGHT, DeliveryState.AWAITING_RESULT)
@@ -56,29 +56,49 @@ def _blocked_by_earlier() -> Any:
 
 
 def lease_due(
-    conn: Connection, *, target: str, owner: str, limit: int, now: dt.datetime, lease_for: dt.timedelta
+    conn: Connection,
+    *,
+    target: str,
+    owner: str,
+    limit: int,
+    now: dt.datetime,
+    lease_for: dt.timedelta,
+    urgent_by: dt.date | None = None,
 ) -> list[Leased]:
     """Lease up to ``limit`` due deliveries of ``target`` (pending or retry_wait, next_attempt_at reached).
 
-    One statement: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING id``.
+    Deliveries whose deadline falls on or before ``urgent_by`` (at risk, or overdue) go first, earliest deadline
+    first, through the small partial index of unpublished deadlines; the rest of the batch is filled in
+    ``next_attempt_at`` order by one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``, which is
+    the whole lease when nothing is urgent.
     """
-    due = (
-        sa.select(delivery.c.id)
-        .where(
+
+    def candidates(*extra: Any) -> Any:
+        query = sa.select(delivery.c.id).where(
             delivery.c.target == target,
             delivery.c.state.in_([s.value for s in DUE]),
             delivery.c.next_attempt_at <= now,
             ~_blocked_by_earlier(),
+            *extra,
         )
-        .order_by(delivery.c.next_attempt_at, delivery.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=delivery)
+        return query.with_for_update(skip_locked=True, of=delivery) if conn.dialect.name == "postgresql" else query
+
+    ids: list[int] = []
+    if urgent_by is not None:
+        urgent = candidates(
+            delivery.c.operation == Operation.PUBLISH.value,
+            delivery.c.due_date <= urgent_by,
+        ).order_by(delivery.c.due_date, delivery.c.id)
+        ids = list(conn.execute(urgent.limit(limit)).scalars())
+    chosen = [delivery.c.id.in_(ids)] if ids else []
+    if len(ids) < limit:
+        rest = candidates(delivery.c.id.not_in(ids)) if ids else candidates()
+        rest = rest.order_by(delivery.c.next_attempt_at, delivery.c.id).limit(limit - len(ids))
+        chosen.append(delivery.c.id.in_(rest.scalar_subquery()))
     taken = (
         conn.execute(
             sa.update(delivery)
-            .where(delivery.c.id.in_(due.scalar_subquery()), delivery.c.state.in_([s.value for s in DUE]))
+            .where(sa.or_(*chosen), delivery.c.state.in_([s.value for s in DUE]))
             .values(
                 state=DeliveryState.IN_FLIGHT.value,
                 lease_owner=owner,

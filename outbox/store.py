@@ -128,10 +128,19 @@ class Store:
     # -- delivery (leases are short transactions of their own; the HTTP call happens between them) ------------
 
     def lease_due(
-        self, *, target: str, owner: str, limit: int, now: dt.datetime, lease_for: dt.timedelta
+        self,
+        *,
+        target: str,
+        owner: str,
+        limit: int,
+        now: dt.datetime,
+        lease_for: dt.timedelta,
+        urgent_by: dt.date | None = None,
     ) -> list[leases.Leased]:
         return self.db.transact(
-            lambda c: leases.lease_due(c, target=target, owner=owner, limit=limit, now=now, lease_for=lease_for)
+            lambda c: leases.lease_due(
+                c, target=target, owner=owner, limit=limit, now=now, lease_for=lease_for, urgent_by=urgent_by
+            )
         )
 
     def lease_awaiting(
@@ -227,10 +236,10 @@ class Store:
     def standings(self, **period: Any) -> list[rates.Group]:
         return self.db.read(lambda c: rates.standings(c, **period))
 
-    def monthly_standings(self, **period: Any) -> dict[str, rates.Counts]:
-        return self.db.read(lambda c: rates.monthly(c, **period))
+    def monthly_standings(self, **period: Any) -> dict[str, list[rates.Group]]:
+        return self.db.read(lambda c: rates.monthly_groups(c, **period))
 
-    def listed(self, *, which: str, **period: Any) -> list[dict[str, Any]]:
+    def listed(self, *, which: Sequence[str], **period: Any) -> dict[str, list[dict[str, Any]]]:
         return self.db.read(lambda c: rates.listed(c, which=which, **period))
 
     def quotas(self, *, year: int, departments: Sequence[str]) -> list[dict[str, Any]]:

@@ -231,3 +231,28 @@ def test_scheduled_jobs_run_their_work_once_across_processes(
             assert len(store.reports()) == before
     jobs._guarded("monthly-report", jobs.monthly_report)()
     assert store.reports()[0]["trigger"] == "monthly"
+
+
+def test_the_push_loop_leases_deliveries_at_risk_first(store: Store, clock: ManualClock) -> None:
+    now = clock.now()
+    late_in_queue = [
+        post(store, Kind.LICENCE, licence(f"PR-{n}", decision_date="2026-11-20", valid_from="2026-11-20"), now)
+        for n in range(3)
+    ]
+    urgent = post(store, Kind.LICENCE, licence("PR-urgent", decision_date="2026-10-30", valid_from="2026-10-30"), now)
+    lease: dict[str, Any] = {"target": "national", "owner": "w", "now": now, "lease_for": dt.timedelta(seconds=60)}
+    [first] = store.lease_due(limit=1, urgent_by=dt.date(2026, 11, 30), **lease)  # due 11-27: at risk
+    assert first.record_id == urgent
+    taken = store.lease_due(limit=2, urgent_by=dt.date(2026, 11, 30), **lease)  # nothing urgent left: queue order
+    assert [t.record_id for t in taken] == late_in_queue[:2]
+    assert [t.record_id for t in store.lease_due(limit=5, **lease)] == late_in_queue[2:]
+
+
+def test_the_risk_horizon_never_guesses_past_the_calendar(clock: ManualClock) -> None:
+    from gateway.deadlines import RiskHorizon
+    from gateway.workdays import load_calendar
+
+    horizon = RiskHorizon(load_calendar(), 3, clock)
+    assert horizon() == dt.date(2026, 11, 30)  # Wed 11-25 + 3 working days
+    clock.set(dt.datetime(2026, 12, 30, 2, tzinfo=dt.UTC))
+    assert horizon() == dt.date(2026, 12, 30)  # 2027 unknown: only due-today and overdue go first
