@@ -15,7 +15,7 @@ from typing import Any
 from adapters.client import TargetClient
 from gateway import expiry
 from gateway.clock import Clock, local_date
-from gateway.deadlines import Deadlines
+from gateway.deadlines import Deadlines, standing
 from gateway.reconcile import reconcile
 from gateway.reports.build import Progress, build_report
 from gateway.reports.periods import Period, parse_period
@@ -107,6 +107,31 @@ class Housekeeping:
                 assert stop is not None
                 filled.append((kind, decided_on, target, due, stop))
         return self.store.fill_due_dates(filled) if filled else 0
+
+    def annotate(self, view: dict[str, Any]) -> dict[str, Any]:
+        """Add to a record view how it stands today on each target (on the current version's publish delivery,
+        judged as the 公示率 judges it: the first acceptance of any version against the current due date), and why
+        a due date is missing."""
+        today = self.today()
+        kind = Kind.from_code(view["kind"])
+        decided_on = dt.date.fromisoformat(view["decided_on"])
+        withdrawn = view["withdrawn"]
+        withdrawn_at = dt.datetime.fromisoformat(withdrawn["at"]) if withdrawn else None
+        publishes = [d for d in view["deliveries"] if d["operation"] == "publish"]
+        first: dict[str, dt.datetime] = {}
+        for d in publishes:
+            if d["state"] == "published" and d["published_at"]:
+                at = dt.datetime.fromisoformat(d["published_at"])
+                first[d["target"]] = min(at, first.get(d["target"], at))
+        for d in publishes:
+            if d["version"] != view["version"]:
+                continue
+            due = dt.date.fromisoformat(d["due_date"]) if d["due_date"] else None
+            on = standing(due=due, published_at=first.get(d["target"]), withdrawn_at=withdrawn_at, on=today)
+            d["standing"] = on.value
+            if due is None:
+                d["due_note"] = self.deadlines.explain(d["target"], kind, decided_on)
+        return view
 
     # -- expiry ------------------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ def record_view(conn: Connection, kind: Kind, source_id: str, source_system: str
         "source_system": rec.source_system,
         "kind": rec.kind,
         "version": rec.current_version,
+        "decided_on": rec.decided_on.isoformat(),
         "record": current,
         "versions": [
             {"version": v.version, "content_hash": v.content_hash, "received_at": v.received_at.isoformat()}

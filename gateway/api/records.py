@@ -214,4 +214,4 @@ async def get_record(
     services: Services = request.app.state.services
     system = principal.name if principal.role == "source" else source_system
     view = await run_in_threadpool(services.store.record_view, k, source_id, system)
-    return _json(view)
+    return _json(services.housekeeping.annotate(view))

@@ -256,3 +256,23 @@ def test_the_risk_horizon_never_guesses_past_the_calendar(clock: ManualClock) ->
     assert horizon() == dt.date(2026, 11, 30)  # Wed 11-25 + 3 working days
     clock.set(dt.datetime(2026, 12, 30, 2, tzinfo=dt.UTC))
     assert horizon() == dt.date(2026, 12, 30)  # 2027 unknown: only due-today and overdue go first
+
+
+def test_the_record_view_shows_due_dates_and_standings(client: httpx.Client, store: Store, source_key: str) -> None:
+    auth = bearer(source_key)
+    late = licence("RV-1", decision_date="2026-10-08", valid_from="2026-10-08")
+    assert client.post("/api/v1/licences", json=late, headers=auth).status_code == 201
+    record_id = client.get("/api/v1/licences/RV-1", headers=auth).json()["id"]
+    publish(store, record_id, "national", dt.datetime(2026, 11, 4, 20, tzinfo=SH))  # the last evening: on time
+    corrected = licence("RV-1", decision_date="2026-10-08", valid_from="2026-10-08", content="更正后的内容")
+    assert client.post("/api/v1/licences", json=corrected, headers=auth).status_code == 201
+    view = client.get("/api/v1/licences/RV-1", headers=auth).json()
+    assert view["decided_on"] == "2026-10-08"
+    current = {d["target"]: d for d in view["deliveries"] if d["version"] == 2}
+    assert {t: (d["due_date"], d["standing"]) for t, d in current.items()} == {
+        "national": ("2026-11-04", "on_time"),  # v1's acceptance counts: a correction does not reset the clock
+        "provincial": ("2026-11-04", "overdue"),
+        "municipal": ("2026-11-04", "overdue"),
+        "portal": ("2026-10-15", "overdue"),
+    }
+    assert all("standing" not in d for d in view["deliveries"] if d["version"] == 1)
