@@ -247,7 +247,8 @@ UPDATE delivery SET state = d.new_state, next_attempt_at = coalesce(d.next_at, d
 FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), CAST(:next_at AS timestamptz[]),
             CAST(:published AS timestamptz[]), CAST(:receipts AS text[]), CAST(:codes AS text[]),
             CAST(:messages AS text[])) AS d(did, new_state, next_at, published, receipt, code, message)
-WHERE delivery.id = d.did AND delivery.lease_owner = :owner AND delivery.state IN ('in_flight', 'awaiting_result')
+WHERE delivery.id = d.did AND delivery.id = ANY(CAST(:ids AS bigint[]))
+  AND delivery.lease_owner = :owner AND delivery.state IN ('in_flight', 'awaiting_result')
 RETURNING delivery.id
 """).bindparams(sa.bindparam("now", type_=delivery.c.updated_at.type))
 
@@ -260,7 +261,12 @@ FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:codes AS te
 
 
 def _settle_postgres(conn: Connection, owner: str, rows: list[dict[str, Any]], now: dt.datetime) -> int:
-    """Constant SQL over arrays (``unnest``): one round trip per batch, and a statement that stays prepared."""
+    """Constant SQL over arrays (``unnest``): one round trip per batch, and a statement that stays prepared.
+
+    The redundant ``id = ANY(:ids)`` gives the planner the primary-key path: joined only through the unnest it
+    mis-estimated the leased rows as one and chose a sequential scan with a 500 × 500 nested-loop filter (55 ms
+    per batch of 500 on 20,000 rows instead of 5 ms; measured with EXPLAIN ANALYZE).
+    """
     return len(
         conn.execute(
             _SETTLE_POSTGRES,
