@@ -174,6 +174,11 @@ def field_codes(kind: Kind, content: Mapping[str, Any], *, area: str, serial: in
     return {k: v for k, v in mapped.items() if v not in (None, "")}
 
 
+def item_codes(item: Item, *, area: str) -> dict[str, str]:
+    """An item's field codes as the three platforms hold and list them (reconciliation compares their digest)."""
+    return field_codes(item.kind, item.content, area=area, serial=serial_of(item.record_id))
+
+
 def envelope(item: Item, *, area: str, data_key: str, with_reason: bool) -> dict[str, Any]:
     """The JSON platforms' item: key, record id, op, type, and the field codes (upserts) or the reason."""
     entry: dict[str, Any] = {
@@ -183,7 +188,7 @@ def envelope(item: Item, *, area: str, data_key: str, with_reason: bool) -> dict
         "type": TYPE_CODES[item.kind],
     }
     if item.operation is Operation.UPSERT:
-        entry[data_key] = field_codes(item.kind, item.content, area=area, serial=serial_of(item.record_id))
+        entry[data_key] = item_codes(item, area=area)
     elif with_reason and item.reason:
         entry["reason"] = item.reason
     return entry

@@ -50,10 +50,7 @@ class Municipal:
         self.max_items = min(config.max_items, 200)
 
     def expected_fields(self, item: Item) -> dict[str, str]:
-        """What the platform should list for ``item`` once it holds it: reconciliation compares digests."""
-        return fields.field_codes(
-            item.kind, item.content, area=self.config.area, serial=fields.serial_of(item.record_id)
-        )
+        return fields.item_codes(item, area=self.config.area)
 
     def item(self, item: Item) -> dict[str, Any]:
         return fields.envelope(item, area=self.config.area, data_key="fields", with_reason=False)

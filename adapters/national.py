@@ -75,10 +75,7 @@ class National:
         return Request(method, path, headers, body)
 
     def expected_fields(self, item: Item) -> dict[str, str]:
-        """What the platform should list for ``item`` once it holds it: reconciliation compares digests."""
-        return fields.field_codes(
-            item.kind, item.content, area=self.config.area, serial=fields.serial_of(item.record_id)
-        )
+        return fields.item_codes(item, area=self.config.area)
 
     def item(self, item: Item) -> dict[str, Any]:
         return fields.envelope(item, area=self.config.area, data_key="data", with_reason=True)

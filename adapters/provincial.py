@@ -74,20 +74,14 @@ class Provincial:
     # -- requests ------------------------------------------------------------------------------------------
 
     def expected_fields(self, item: Item) -> dict[str, str]:
-        """What the platform should list for ``item`` once it holds it: reconciliation compares digests."""
-        return fields.field_codes(
-            item.kind, item.content, area=self.config.area, serial=fields.serial_of(item.record_id)
-        )
+        return fields.item_codes(item, area=self.config.area)
 
     def record(self, item: Item) -> etree._Element:
         element = etree.Element(
             "Record", op=item.operation.value, key=item.key, recordId=item.record_id, type=fields.TYPE_CODES[item.kind]
         )
         if item.operation is Operation.UPSERT:
-            codes = fields.field_codes(
-                item.kind, item.content, area=self.config.area, serial=fields.serial_of(item.record_id)
-            )
-            for code, value in codes.items():
+            for code, value in self.expected_fields(item).items():
                 etree.SubElement(element, code).text = value
         elif item.reason:
             element.set("reason", item.reason)
