@@ -24,11 +24,13 @@ from urllib.parse import parse_qs
 import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from fastapi import APIRouter, FastAPI, Request
 from lxml import etree
+from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from adapters.sandbox.faults import Faults
+from adapters.sandbox.routing import Router
 from adapters.sandbox.state import TARGETS, Entry, Result, SandboxState
 
 MAX_BODY = 5 * 1024 * 1024
@@ -151,8 +153,8 @@ def malformed(kind: str) -> Response:
 # -- national ------------------------------------------------------------------------------------------------
 
 
-def national_router(sb: Sandbox) -> APIRouter:
-    router = APIRouter(prefix="/national")
+def national_router(sb: Sandbox) -> Router:
+    router = Router(prefix="/national")
 
     async def authorised(request: Request, body: bytes) -> Response | None:
         h = request.headers
@@ -274,8 +276,8 @@ def _iso(epoch: float) -> str:
 _XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
-def provincial_router(sb: Sandbox, schema: Callable[[], etree.XMLSchema]) -> APIRouter:
-    router = APIRouter(prefix="/provincial")
+def provincial_router(sb: Sandbox, schema: Callable[[], etree.XMLSchema]) -> Router:
+    router = Router(prefix="/provincial")
 
     @router.post("/exchange/submit")
     async def submit(request: Request) -> Response:
@@ -382,8 +384,8 @@ def _hmac_sm3(key: bytes, data: bytes) -> str:
 # -- municipal -----------------------------------------------------------------------------------------------
 
 
-def municipal_router(sb: Sandbox) -> APIRouter:
-    router = APIRouter(prefix="/municipal")
+def municipal_router(sb: Sandbox) -> Router:
+    router = Router(prefix="/municipal")
 
     def token_ok(request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -465,8 +467,8 @@ def unmasked(rows: list[dict[str, str]]) -> str | None:
     return None
 
 
-def portal_router(sb: Sandbox) -> APIRouter:
-    router = APIRouter(prefix="/portal")
+def portal_router(sb: Sandbox) -> Router:
+    router = Router(prefix="/portal")
 
     def token_ok(request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -544,8 +546,8 @@ def portal_router(sb: Sandbox) -> APIRouter:
 # -- admin ---------------------------------------------------------------------------------------------------
 
 
-def admin_router(sb: Sandbox) -> APIRouter:
-    router = APIRouter(prefix="/_admin")
+def admin_router(sb: Sandbox) -> Router:
+    router = Router(prefix="/_admin")
 
     def known(target: str) -> Response | None:
         return None if target in TARGETS else _json({"error": f"unknown target {target}"}, 404)
@@ -622,7 +624,7 @@ def create_sandbox(
     result_delay: float = 1.0,
     faults: dict[str, Faults] | None = None,
     credentials: Credentials | None = None,
-) -> FastAPI:
+) -> Starlette:
     """The sandbox as an ASGI app (standalone or mounted under the gateway)."""
     from functools import cache
     from importlib import resources
@@ -636,14 +638,7 @@ def create_sandbox(
     for target, settings in (faults or {}).items():
         state.faults[target].set(settings)
     sb = Sandbox(state, credentials)
-    app = FastAPI(title="credit-gateway sandbox platforms", version="0.1.0", docs_url="/docs", redoc_url=None)
+    routers = (national_router(sb), provincial_router(sb, schema), municipal_router(sb), portal_router(sb))
+    app = Starlette(routes=[route for router in (*routers, admin_router(sb)) for route in router.routes])
     app.state.sandbox = sb
-    for router in (
-        national_router(sb),
-        provincial_router(sb, schema),
-        municipal_router(sb),
-        portal_router(sb),
-        admin_router(sb),
-    ):
-        app.include_router(router)
     return app
