@@ -38,7 +38,8 @@ def configure(level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    # httpx logs every request at INFO: at the delivery engine's rates that is thousands of lines a second, each
-    # formatted and masked, for what the attempt rows already record. Shown only when debugging.
-    for name in ("httpx", "httpcore"):
+    # httpx logs every request, and APScheduler every job run, at INFO: at the delivery engine's rates that is
+    # thousands of lines a second, each formatted and masked, for what the attempt rows already record. Shown
+    # only when debugging; their warnings (a skipped run, a failed request) still come through.
+    for name in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

@@ -80,7 +80,9 @@ class MunicipalSettings(TargetSettings):
 class PortalSettings(TargetSettings):
     base_url: str = f"{SANDBOX_URL}/portal"
     kinds: KindList = Field(default_factory=lambda: [Kind.LICENCE, Kind.PENALTY])
-    batch_size: int = Field(default=50, ge=1, le=500)
+    # Notices go one request each (a few at a time) whatever the batch; a larger lease only spreads the
+    # database work of leasing and settling over more of them (drain benchmark: 2,650 -> 3,030 deliveries/s).
+    batch_size: int = Field(default=200, ge=1, le=500)
     token: SecretStr = SecretStr("demo-portal-token")
 
     def demo_secrets(self) -> list[str]:
