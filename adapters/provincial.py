@@ -8,6 +8,7 @@ a message re-sent after a timeout is recognised by the platform rather than take
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,9 +55,15 @@ class ProvincialConfig:
     max_items: int = 500
 
 
+_SCHEMA_LOCK = threading.Lock()
+
+
 @cache
 def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(XSD_PATH)))
+    """The shipped XSD, compiled once. Compiling it while other threads build documents failed intermittently
+    inside libxml2 (seen with three pushes starting together), so the first compilation holds a lock."""
+    with _SCHEMA_LOCK:
+        return etree.XMLSchema(etree.parse(str(XSD_PATH)))
 
 
 def message_id(keys: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.clock import SHANGHAI, Clock, local_date
@@ -60,12 +60,26 @@ class Deadlines:
     rules: Sequence[Rule]
     calendar: WorkCalendar
     day_one: DayOne = "next_day"
+    _memo: dict[tuple[str, Kind, dt.date], dt.date | None] = field(default_factory=dict, repr=False, compare=False)
 
     def rule_for(self, target: str, kind: Kind) -> Rule | None:
         return next((r for r in self.rules if r.target == target and kind in r.kinds), None)
 
     def due(self, target: str, kind: Kind, decided_on: dt.date) -> dt.date | None:
-        """The due date, or None when no rule covers (target, kind). Raises ``OutsideCalendar``."""
+        """The due date, or None when no rule covers (target, kind). Raises ``OutsideCalendar``.
+
+        Memoised: every ingest asks for each of its targets, and decision dates repeat across records; counting
+        20 working days costs some 30 calendar look-ups. Only successful answers are kept, so a year added to
+        the calendar later is picked up by a new ``Deadlines`` (the settings are read at start)."""
+        key = (target, kind, decided_on)
+        if key in self._memo:
+            return self._memo[key]
+        found = self._compute(target, kind, decided_on)
+        if len(self._memo) < 100_000:
+            self._memo[key] = found
+        return found
+
+    def _compute(self, target: str, kind: Kind, decided_on: dt.date) -> dt.date | None:
         rule = self.rule_for(target, kind)
         if rule is None:
             return None
