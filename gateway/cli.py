@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -261,6 +261,11 @@ def _known_target(settings: Settings, target: str) -> str:
     return target
 
 
+def _delivery_cells(d: dict[str, Any]) -> list[str]:
+    """The columns every delivery listing starts with: which delivery, where, of what, whose."""
+    return [str(d["id"]), d["target"], d["kind"], d["source_id"], d["department"]]
+
+
 @deliveries_app.command("dead")
 def deliveries_dead(
     target: Annotated[str | None, typer.Option(help="only this target")] = None,
@@ -279,11 +284,7 @@ def deliveries_dead(
         column.overflow = "fold"
     for d in items:
         table.add_row(
-            str(d["id"]),
-            d["target"],
-            d["kind"],
-            d["source_id"],
-            d["department"],
+            *_delivery_cells(d),
             str(d["version"]),
             str(d["attempts"]),
             d["code"] or "",
@@ -477,11 +478,7 @@ def deliveries_at_risk(
     for d in view["items"]:
         left = "overdue" if d["overdue"] else f"{d['workdays_left']} wd"
         table.add_row(
-            str(d["id"]),
-            d["target"],
-            d["kind"],
-            d["source_id"],
-            d["department"],
+            *_delivery_cells(d),
             d["state"],
             d["due_date"].isoformat(),
             left,
