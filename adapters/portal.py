@@ -99,7 +99,7 @@ def mask_document(id_type: str | None, number: str) -> str:
 @dataclass(frozen=True)
 class PortalConfig:
     token: str
-    max_items: int = 50
+    max_items: int = 200  # as the settings default: notices go one request each whatever the batch
 
 
 class Portal:
