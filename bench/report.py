@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.drain import BenchDatabase  # noqa: E402
-from gateway.deadlines import end_of_day  # noqa: E402
 from gateway.reports.build import build_report  # noqa: E402
 from gateway.reports.periods import parse_period  # noqa: E402
 from outbox import migrate  # noqa: E402
 from outbox.database import Database  # noqa: E402
+from outbox.ingest import end_of_day  # noqa: E402
 from outbox.store import Store  # noqa: E402
 
 # g: record number; decided over 355 days from 2025-12-01; 5 departments; every 20th record a list change.

@@ -37,11 +37,13 @@ the bureau's website. Authenticate with `Authorization: Bearer <key>`; errors ar
 """
 
 
-def make_store(settings: Settings) -> Store:
+def make_store(settings: Settings, rules: deadlines.Deadlines | None = None) -> Store:
+    """The store, stamping due dates from ``rules`` (built from the settings when not given)."""
     db = Database(
         settings.database_url, pool_size=settings.db_pool_size, sqlite_synchronous=settings.sqlite_synchronous
     )
-    return Store(db, settings.targets.routes(), deadlines.from_settings(settings.deadlines).due_dates)
+    rules = rules or deadlines.from_settings(settings.deadlines)
+    return Store(db, settings.targets.routes(), rules.due_dates)
 
 
 def build_app(
@@ -49,10 +51,11 @@ def build_app(
 ) -> FastAPI:
     """The gateway; with ``settings.delivery.in_serve`` it also runs a delivery worker (``worker`` or a new one)."""
     owns_store = store is None
-    store = store or make_store(settings)
+    rules = deadlines.from_settings(settings.deadlines)  # one calendar for ingest, the push loop and reports
+    store = store or make_store(settings, rules)
     clock = clock or SystemClock()
     if worker is None and settings.delivery.in_serve:
-        worker = Worker(settings, store, build_clients(settings, clock), clock)
+        worker = Worker(settings, store, build_clients(settings, clock), clock, rules=rules)
     services = Services(settings=settings, store=store, clock=clock, metrics=Metrics(), worker=worker)
     own_clients: dict[str, TargetClient] = {}
 
@@ -64,7 +67,7 @@ def build_app(
             own_clients.update(build_clients(settings, clock))
         return own_clients
 
-    services.housekeeping = Housekeeping(settings, store, clock, deadlines.from_settings(settings.deadlines), clients)
+    services.housekeeping = Housekeeping(settings, store, clock, rules, clients)
     jobs = Jobs(services.housekeeping) if settings.jobs.in_serve else None
 
     @asynccontextmanager

@@ -391,17 +391,13 @@ def targets_replay(
 
 def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
     from gateway import deadlines
+    from gateway.app import make_store
     from gateway.housekeeping import Housekeeping
     from gateway.targets import build_clients
 
     clock = SystemClock()
-    return Housekeeping(
-        settings,
-        _store(settings),
-        clock,
-        deadlines.from_settings(settings.deadlines),
-        lambda: build_clients(settings, clock),
-    )
+    rules = deadlines.from_settings(settings.deadlines)
+    return Housekeeping(settings, make_store(settings, rules), clock, rules, lambda: build_clients(settings, clock))
 
 
 @app.command()

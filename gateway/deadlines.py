@@ -24,9 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.clock import SHANGHAI, Clock, local_date
+from gateway.clock import Clock, local_date
 from gateway.settings import DeadlineSettings
 from gateway.workdays import OutsideCalendar, WorkCalendar, load_calendar
+from outbox.ingest import end_of_day
 from schemas.enums import Kind
 
 
@@ -107,11 +108,6 @@ class Deadlines:
         except OutsideCalendar as exc:
             return str(exc)
         return None if due is not None else f"no deadline rule for {kind.value} on {target}"
-
-
-def end_of_day(day: dt.date) -> dt.datetime:
-    """The last instant of ``day`` in Asia/Shanghai, as the exclusive UTC bound the SQL compares with."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), SHANGHAI).astimezone(dt.UTC)
 
 
 def standing(

@@ -21,7 +21,7 @@ from gateway.reports.build import Progress, build_report
 from gateway.reports.periods import Period, parse_period
 from gateway.settings import Settings
 from gateway.workdays import OutsideCalendar
-from outbox.ingest import Actor, due_by
+from outbox.ingest import Actor, end_of_day
 from outbox.store import Store
 from schemas.enums import Kind, WithdrawReason
 
@@ -103,9 +103,7 @@ class Housekeeping:
             except OutsideCalendar:
                 continue
             if due is not None:
-                stop = due_by(due)
-                assert stop is not None
-                filled.append((kind, decided_on, target, due, stop))
+                filled.append((kind, decided_on, target, due, end_of_day(due)))
         return self.store.fill_due_dates(filled) if filled else 0
 
     def annotate(self, view: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ counts and its findings are stored and shown in the API; the re-push and the run
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from adapters import base
@@ -93,9 +92,3 @@ def _run(store: Store, run_id: int) -> dict[str, Any]:
     run = store.reconciliation(run_id)
     assert run is not None
     return run
-
-
-def reconcile_all(
-    store: Store, clients: dict[str, TargetClient], routes: Callable[[str], list[Kind]], *, actor: Actor, clock: Clock
-) -> list[dict[str, Any]]:
-    return [reconcile(store, client, routes(name), actor=actor, clock=clock) for name, client in clients.items()]

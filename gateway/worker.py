@@ -49,6 +49,7 @@ class Worker:
         *,
         owner: str | None = None,
         on_settled: Callable[[str, int], None] | None = None,
+        rules: deadlines.Deadlines | None = None,
     ) -> None:
         d = settings.delivery
         self.settings = settings
@@ -69,10 +70,8 @@ class Worker:
             dt.timedelta(seconds=d.lease_seconds),
             dt.timedelta(seconds=d.poll_interval_seconds),
         )
-        deadline_rules = deadlines.from_settings(settings.deadlines)
-        self.engine.urgent_by = deadlines.RiskHorizon(
-            deadline_rules.calendar, settings.deadlines.at_risk_workdays, clock
-        )
+        calendar = (rules or deadlines.from_settings(settings.deadlines)).calendar
+        self.engine.urgent_by = deadlines.RiskHorizon(calendar, settings.deadlines.at_risk_workdays, clock)
         rates = {name: t.rate_limit_per_second for name, t in settings.targets.items()}
         self.gates = {
             t: Gate(

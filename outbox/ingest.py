@@ -35,11 +35,14 @@ DueDates = Callable[[Kind, dt.date, Sequence[str]], Mapping[str, dt.date]]
 BUREAU_ZONE = ZoneInfo("Asia/Shanghai")
 
 
-def due_by(day: dt.date | None) -> dt.datetime | None:
-    """The end of the due date in Asia/Shanghai (exclusive, UTC): published before it means on time."""
-    if day is None:
-        return None
+def end_of_day(day: dt.date) -> dt.datetime:
+    """The end of ``day`` in Asia/Shanghai as an exclusive UTC bound: a delivery's ``due_by``, and the cut-off
+    of "as it stood on" a day. Published before the end of its due date means on time."""
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), BUREAU_ZONE).astimezone(dt.UTC)
+
+
+def due_by(day: dt.date | None) -> dt.datetime | None:
+    return None if day is None else end_of_day(day)
 
 
 def no_deadlines(kind: Kind, decided_on: dt.date, targets: Sequence[str]) -> Mapping[str, dt.date]:

@@ -22,7 +22,7 @@ from gateway.api.operations import OperatorDep, _json, _target
 from gateway.api.problems import Problem
 from gateway.housekeeping import Housekeeping
 from gateway.reports.periods import Period, PeriodError, parse_period
-from gateway.reports.render import FORMATS, MEDIA_TYPES, Format, render
+from gateway.reports.render import MEDIA_TYPES, Format, render
 from gateway.workdays import OutsideCalendar
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
@@ -128,6 +128,3 @@ async def reconciliation(run_id: int, request: Request, _: OperatorDep) -> Respo
     if run is None:
         raise Problem(404, "unknown-reconciliation", "No such reconciliation run", f"no run has id {run_id}")
     return _json(run)
-
-
-__all__ = ["FORMATS", "router"]

@@ -9,8 +9,8 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from gateway.deadlines import end_of_day
 from gateway.reports.periods import Period, months_back
+from outbox.ingest import end_of_day
 from outbox.rates import Counts, Group
 from outbox.store import Store
 from schemas.enums import Kind
@@ -30,7 +30,7 @@ DEFINITIONS = {
     "quota": "年度任务: each department pushes at least one red-list and one black-list change a year.",
 }
 
-STEPS = ("standings", "monthly trend", "overdue", "late", "quotas")
+STEPS = ("standings and trend", "overdue and late", "quotas")
 Progress = Callable[[str], None]
 
 
@@ -65,7 +65,6 @@ def build_report(
     window = {"decided_from": period.start, "decided_to": period.end, "as_of": as_of, "as_of_end": end_of_day(as_of)}
     trend_from = months_back(period.end, trend_months)
     by_month = store.monthly_standings(**{**window, "decided_from": min(trend_from, period.start)})
-    progress("standings")
     if period.start.day == 1 and _is_month_end(period.end):  # a month, quarter or year: sum its months
         first, last = period.start.strftime("%Y-%m"), period.end.strftime("%Y-%m")
         groups = _merge(g for month, gs in by_month.items() if first <= month <= last for g in gs)
@@ -76,11 +75,10 @@ def build_report(
         if month >= trend_from.strftime("%Y-%m"):
             for g in gs:
                 trend.setdefault(month, Counts()).add(g.counts)
-    progress("monthly trend")
+    progress("standings and trend")
     listed = store.listed(which=("overdue", "late"), **window)
     overdue, late = listed["overdue"], listed["late"]
-    progress("overdue")
-    progress("late")
+    progress("overdue and late")
     quotas = store.quotas(year=period.year, departments=departments)
     progress("quotas")
 
