@@ -29,6 +29,10 @@ _L = TypeVar("_L", bound=Labelled)
 MONEY_MAX_DECIMALS = 6
 MONEY_MAX_INTEGER_DIGITS = 12  # decimal(18, 6), as platforms store it
 LONG_TERM = dt.date(2099, 12, 31)  # the national standard's way to write 长期
+EARLIEST_DATE = dt.date(1949, 10, 1)
+"""No date of a record may precede it: every record is an act of a People's Republic authority (a decision, a
+commitment, a listing) or a period that follows one, so an earlier date is a typo or a placeholder such as
+``0001-01-01`` or ``1899-12-31`` that the platforms would publish as written."""
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -57,9 +61,16 @@ def _parse_date(value: Any) -> Any:
     if not _ISO_DATE.fullmatch(text):
         raise PydanticCustomError("invalid_date", "must be a date written YYYY-MM-DD, got {value}", {"value": text})
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise PydanticCustomError("invalid_date", "{value} is not a real calendar date", {"value": text}) from None
+    if day < EARLIEST_DATE:
+        raise PydanticCustomError(
+            "invalid_date",
+            "{value} is before {bound}, the earliest date a record can carry (founding of the People's Republic)",
+            {"value": text, "bound": EARLIEST_DATE.isoformat()},
+        )
+    return day
 
 
 def _parse_money(value: Any) -> Decimal:
