@@ -58,7 +58,9 @@ def _strip_text(value: Any) -> Any:
 
 def normalise_code(value: Any) -> Any:
     if isinstance(value, str):
-        return unicodedata.normalize("NFKC", value).strip().upper()
+        # NFKC again after upper-casing: a few letters (ΐ, ΰ) upper-case into sequences NFKC composes
+        # differently, and normalising a normalised code must change nothing (a stored record re-validates as is)
+        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).upper()).strip()
     return value
 
 
