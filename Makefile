@@ -7,7 +7,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install clean contract
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/drain.py
 	$(BIN)/python bench/report.py
+
+# the contract files of schemas/contract, regenerated from the models (a test fails when they drift)
+contract: $(BIN)/.installed
+	$(BIN)/python -m schemas.jsonschema
+	$(BIN)/python -m schemas.xsd
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -2,13 +2,14 @@
 
 National, provincial and municipal platforms all speak these codes; only the envelope differs. Values follow
 PROTOCOLS.md: dates ``YYYY/MM/DD``, money as a plain decimal string in 万元, enumerations as their Chinese text,
-several 处罚类别 joined by ``;``, other document types as ``其他-…``. ``XK_ZT`` is the standard's one-character
+several 处罚类别 joined by the ASCII ``;``, other document types as ``其他-…``, a withdrawal's reason as its
+Chinese text (撤销, 信用修复, 公示期满, 其他). ``XK_ZT`` is the standard's one-character
 status code (``1`` 有效, ``2`` 无效). Empty optional fields are left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.base import Holding, Item, Operation
@@ -23,16 +24,38 @@ from schemas.enums import (
     ListAction,
     ListType,
     PenaltyCategory,
+    WithdrawReason,
 )
 
 TYPE_CODES = {Kind.LICENCE: "XK", Kind.PENALTY: "CF", Kind.COMMITMENT: "CN", Kind.LIST_CHANGE: "MD"}
 KIND_OF_TYPE = {code: kind for kind, code in TYPE_CODES.items()}
 LIST_ACTION_TEXT = {ListAction.ADD: "列入", ListAction.REMOVE: "移出"}  # MD_CZ's own words
 LICENCE_STATUS_CODE = {"valid": "1", "invalid": "2"}
+CATEGORY_SEPARATOR = ";"  # PROTOCOLS.md: the ASCII semicolon, on every platform (the portal included)
+WITHDRAW_REASON_TEXT = {
+    WithdrawReason.REVOKED: "撤销",
+    WithdrawReason.CREDIT_REPAIR: "信用修复",
+    WithdrawReason.PERIOD_ENDED: "公示期满",
+    WithdrawReason.OTHER: "其他",
+}
 
 
 def day(value: str | None) -> str | None:
     return None if value is None else value.replace("-", "/")
+
+
+def reason_text(reason: str | None) -> str | None:
+    """A withdrawal's reason as the platforms take it: the Chinese text (PROTOCOLS.md), never our English code."""
+    if reason is None:
+        return None
+    try:
+        return WITHDRAW_REASON_TEXT[WithdrawReason(reason)]
+    except ValueError:  # not one of ours: the platforms' catch-all rather than a word they refuse
+        return WITHDRAW_REASON_TEXT[WithdrawReason.OTHER]
+
+
+def penalty_categories_text(codes: Sequence[str]) -> str:
+    return CATEGORY_SEPARATOR.join(PenaltyCategory.from_code(x).label for x in codes)
 
 
 def _label(enum: Any) -> Callable[[str | None], str | None]:
@@ -91,7 +114,7 @@ def penalty(c: Mapping[str, Any]) -> dict[str, str | None]:
         "CF_WFXW": c["violation_type"],
         "CF_SY": c["violation_facts"],
         "CF_YJ": c["legal_basis"],
-        "CF_CFLB": ";".join(PenaltyCategory.from_code(x).label for x in c["penalty_categories"]),
+        "CF_CFLB": penalty_categories_text(c["penalty_categories"]),
         "CF_NR": c["content"],
         "CF_NR_FK": c.get("fine_amount"),
         "CF_NR_WFFF": c.get("confiscated_amount"),
@@ -190,7 +213,7 @@ def envelope(item: Item, *, area: str, data_key: str, with_reason: bool) -> dict
     if item.operation is Operation.UPSERT:
         entry[data_key] = item_codes(item, area=area)
     elif with_reason and item.reason:
-        entry["reason"] = item.reason
+        entry["reason"] = reason_text(item.reason)
     return entry
 
 

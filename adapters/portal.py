@@ -5,6 +5,9 @@ Notices are public, so natural persons are masked exactly as PROTOCOLS.md says: 
 last 4. An individual business keeps its name, but its operator's ID number is a person's and is masked too.
 Organisations, their codes and their legal representatives are shown in full. The notice's external id is the
 record id, so a correction updates the same notice and a withdrawal deletes it.
+
+Values follow PROTOCOLS.md's common rules like every platform's: dates ``YYYY/MM/DD`` (``2099/12/31`` is
+long-term, the portal renders it), several 处罚类别 joined by the ASCII ``;``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from adapters.base import (
     Request,
     next_page,
 )
-from schemas.enums import CounterpartCategory, IdType, Kind, LicenceCategory, LicenceStatus, PenaltyCategory
+from schemas.enums import CounterpartCategory, IdType, Kind, LicenceCategory, LicenceStatus
 from schemas.identifiers import mask_id_number
 
 COLUMNS = {Kind.LICENCE: "xzxk", Kind.PENALTY: "xzcf"}
@@ -127,7 +130,7 @@ class Portal:
         return {
             "column": COLUMNS[item.kind],
             "title": title,
-            "published_on": now.astimezone(_CST).date().isoformat(),
+            "published_on": fields.day(now.astimezone(_CST).date().isoformat()),
             "fields": [{"label": label, "value": value} for label, value in rows if value],
         }
 
@@ -217,9 +220,9 @@ def _licence_rows(c: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         ("许可证书名称", c.get("certificate_name")),
         ("许可编号", c.get("licence_number")),
         ("许可内容", c["content"]),
-        ("许可决定日期", c["decision_date"]),
-        ("有效期自", c["valid_from"]),
-        ("有效期至", "长期" if c["valid_to"] == "2099-12-31" else c["valid_to"]),
+        ("许可决定日期", fields.day(c["decision_date"])),
+        ("有效期自", fields.day(c["valid_from"])),
+        ("有效期至", fields.day(c["valid_to"])),  # 2099/12/31 is the common rules' 长期
         ("许可机关", c["authority"]),
         ("当前状态", LicenceStatus.from_code(c["status"]).label),
         ("备注", c.get("remarks")),
@@ -232,12 +235,12 @@ def _penalty_rows(c: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         ("违法行为类型", c["violation_type"]),
         ("违法事实", c["violation_facts"]),
         ("处罚依据", c["legal_basis"]),
-        ("处罚类别", "；".join(PenaltyCategory.from_code(x).label for x in c["penalty_categories"])),
+        ("处罚类别", fields.penalty_categories_text(c["penalty_categories"])),
         ("处罚内容", c["content"]),
         ("罚款金额（万元）", c.get("fine_amount")),
         ("没收违法所得、没收非法财物的金额（万元）", c.get("confiscated_amount")),
         ("暂扣或吊销证照名称及编号", c.get("suspended_licence")),
-        ("处罚决定日期", c["decision_date"]),
+        ("处罚决定日期", fields.day(c["decision_date"])),
         ("处罚机关", c["authority"]),
         ("备注", c.get("remarks")),
     ]

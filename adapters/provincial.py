@@ -91,7 +91,7 @@ class Provincial:
             for code, value in self.expected_fields(item).items():
                 etree.SubElement(element, code).text = value
         elif item.reason:
-            element.set("reason", item.reason)
+            element.set("reason", fields.reason_text(item.reason) or "其他")
         return element
 
     def message(

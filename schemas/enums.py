@@ -159,6 +159,19 @@ def _install_extra_aliases() -> None:
 _install_extra_aliases()
 
 
+def spellings(cls: type[Labelled]) -> list[str]:
+    """Every spelling a source may send for ``cls`` as written (codes, labels, extra aliases), for the contract
+    files; parsing also forgives surrounding spaces and letter case."""
+    found = [m.value for m in cls] + [m.label for m in cls] + list(_EXTRA_ALIASES.get(cls, {}))
+    return list(dict.fromkeys(found))
+
+
+def spellings_of(member: Labelled) -> list[str]:
+    """The spellings that name ``member``: its code, its label and any extra alias."""
+    extra = [alias for alias, code in _EXTRA_ALIASES.get(type(member), {}).items() if code == member.value]
+    return [member.value, member.label, *extra]
+
+
 class WithdrawReason(enum.StrEnum):
     REVOKED = "revoked"
     CREDIT_REPAIR = "credit_repair"

@@ -15,6 +15,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
 
@@ -29,8 +30,21 @@ _L = TypeVar("_L", bound=Labelled)
 MONEY_MAX_DECIMALS = 6
 MONEY_MAX_INTEGER_DIGITS = 12  # decimal(18, 6), as platforms store it
 LONG_TERM = dt.date(2099, 12, 31)  # the national standard's way to write 长期
+EARLIEST_DATE = dt.date(1949, 10, 1)
+"""No date of a record may precede it: every record is an act of a People's Republic authority (a decision, a
+commitment, a listing) or a period that follows one, so an earlier date is a typo or a placeholder such as
+``0001-01-01`` or ``1899-12-31`` that the platforms would publish as written."""
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """What a field type is in the shipped JSON Schema (``schemas.jsonschema`` reads it; pydantic ignores it),
+    so the contract files are generated from the same annotations the API validates with."""
+
+    name: str  # text | uscc | id_number | day | money | source_id
 
 
 def _strip_text(value: Any) -> Any:
@@ -44,7 +58,9 @@ def _strip_text(value: Any) -> Any:
 
 def normalise_code(value: Any) -> Any:
     if isinstance(value, str):
-        return unicodedata.normalize("NFKC", value).strip().upper()
+        # NFKC again after upper-casing: a few letters (ΐ, ΰ) upper-case into sequences NFKC composes
+        # differently, and normalising a normalised code must change nothing (a stored record re-validates as is)
+        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).upper()).strip()
     return value
 
 
@@ -57,15 +73,24 @@ def _parse_date(value: Any) -> Any:
     if not _ISO_DATE.fullmatch(text):
         raise PydanticCustomError("invalid_date", "must be a date written YYYY-MM-DD, got {value}", {"value": text})
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise PydanticCustomError("invalid_date", "{value} is not a real calendar date", {"value": text}) from None
+    if day < EARLIEST_DATE:
+        raise PydanticCustomError(
+            "invalid_date",
+            "{value} is before {bound}, the earliest date a record can carry (founding of the People's Republic)",
+            {"value": text, "bound": EARLIEST_DATE.isoformat()},
+        )
+    return day
 
 
 def _parse_money(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise PydanticCustomError("invalid_amount", "must be an amount in 万元, as a number or a decimal string")
     text = unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else str(value)
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(text):  # no sign, exponent, "_" or bare "."
+        raise PydanticCustomError("invalid_amount", "{value} is not a decimal amount", {"value": text})
     try:
         amount = Decimal(text)
     except InvalidOperation:
@@ -115,18 +140,28 @@ def enum_of(cls: type[_L]) -> Callable[[Any], _L]:
     return parse
 
 
-TextField = Annotated[str, BeforeValidator(_strip_text), StringConstraints(min_length=1, strict=True)]
+TextField = Annotated[str, BeforeValidator(_strip_text), StringConstraints(min_length=1, strict=True), Form("text")]
 """Free text: trimmed and non-empty; each field adds the standard's 最大长度 with ``Field(max_length=...)``."""
 
 Uscc = Annotated[
-    str, BeforeValidator(normalise_code), StringConstraints(strict=True, min_length=1), AfterValidator(_check_uscc)
+    str,
+    BeforeValidator(normalise_code),
+    StringConstraints(strict=True, min_length=1),
+    AfterValidator(_check_uscc),
+    Form("uscc"),
 ]
-IdNumber = Annotated[str, BeforeValidator(normalise_code), StringConstraints(strict=True, min_length=1, max_length=64)]
-Day = Annotated[dt.date, BeforeValidator(_parse_date)]
-Money = Annotated[Decimal, BeforeValidator(_parse_money)]
+IdNumber = Annotated[
+    str,
+    BeforeValidator(normalise_code),
+    StringConstraints(strict=True, min_length=1, max_length=64),
+    Form("id_number"),
+]
+Day = Annotated[dt.date, BeforeValidator(_parse_date), Form("day")]
+Money = Annotated[Decimal, BeforeValidator(_parse_money), Form("money")]
 SourceId = Annotated[
     str,
     BeforeValidator(_strip_text),
     StringConstraints(strict=True, min_length=1, max_length=64),
     AfterValidator(_check_source_id),
+    Form("source_id"),
 ]

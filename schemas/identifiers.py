@@ -55,6 +55,10 @@ _PROVINCES = frozenset(
 )
 
 
+PROVINCE_CODES = _PROVINCES
+"""GB/T 2260 province-level codes a resident ID number may start with."""
+
+
 class IdentifierError(ValueError):
     """The identifier breaks the rule its message states."""
 

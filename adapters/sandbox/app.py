@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from adapters.sandbox import rules
 from adapters.sandbox.faults import Faults
 from adapters.sandbox.routing import Router
 from adapters.sandbox.state import TARGETS, Entry, Result, SandboxState
@@ -490,13 +490,16 @@ def portal_router(sb: Sandbox) -> Router:
             ok = (
                 notice["column"] in ("xzxk", "xzcf")
                 and notice["title"]
-                and re.fullmatch(r"\d{4}-\d{2}-\d{2}", notice["published_on"])
+                and isinstance(notice["published_on"], str)
                 and all(isinstance(f["label"], str) and isinstance(f["value"], str) for f in fields)
             )
         except (orjson.JSONDecodeError, KeyError, TypeError):
             ok = False
         if not ok:
-            return refuse(400, "a notice is {column: xzxk|xzcf, title, published_on: YYYY-MM-DD, fields: [...]}")
+            return refuse(400, "a notice is {column: xzxk|xzcf, title, published_on: YYYY/MM/DD, fields: [...]}")
+        wrong = rules.check_notice(notice["published_on"], {f["label"]: f["value"] for f in fields})
+        if wrong:
+            return _json({"code": wrong[0], "message": wrong[1]}, 422)
         problem = unmasked(notice["fields"])
         if problem:
             return refuse(422, problem)

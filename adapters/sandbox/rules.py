@@ -128,6 +128,11 @@ DATE_ORDER = (
     ("CN_ZCRQ", "CN_YXQ"),
     ("MD_RQ", "MD_YXQ"),
 )
+WITHDRAW_REASONS = ("撤销", "信用修复", "公示期满", "其他")
+# The portal's notice labels that hold dates, and the one that holds the 处罚类别 (PROTOCOLS.md: the common rules
+# hold for the portal too).
+NOTICE_DATES = ("许可决定日期", "有效期自", "有效期至", "处罚决定日期")
+NOTICE_CATEGORIES = "处罚类别"
 _DATE = re.compile(r"\d{4}/\d{2}/\d{2}")
 _MONEY = re.compile(r"\d{1,12}(\.\d{1,6})?")
 
@@ -247,4 +252,24 @@ def check(type_code: str, data: Mapping[str, Any]) -> Problem | None:
     for start, end in DATE_ORDER:
         if data.get(start) and data.get(end) and data[end] < data[start]:
             return "2003", f"{end} is earlier than {start}"
+    return None
+
+
+def check_reason(reason: str | None) -> Problem | None:
+    """A withdrawal's reason, when given, is one of the Chinese texts of PROTOCOLS.md."""
+    if reason is None or reason in WITHDRAW_REASONS:
+        return None
+    return "2004", f"withdrawal reason {reason!r} is not one of {', '.join(WITHDRAW_REASONS)}"
+
+
+def check_notice(published_on: str, values: Mapping[str, str]) -> Problem | None:
+    """A portal notice's values follow the common rules: dates YYYY/MM/DD, 处罚类别 joined by the ASCII ';'."""
+    if _date(published_on) is None:
+        return "2003", f"published_on {published_on!r} must be a real date written YYYY/MM/DD"
+    for label in NOTICE_DATES:
+        if label in values and _date(values[label]) is None:
+            return "2003", f"{label} {values[label]!r} must be a real date written YYYY/MM/DD"
+    categories = values.get(NOTICE_CATEGORIES)
+    if categories is not None and not _in_list("CF_CFLB", categories):
+        return "2004", f"{NOTICE_CATEGORIES} {categories!r} must be the standard's kinds joined by ';'"
     return None

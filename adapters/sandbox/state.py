@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS holding (
 CREATE TABLE IF NOT EXISTS receipt (
     target TEXT NOT NULL, receipt TEXT NOT NULL, digest TEXT NOT NULL, keys TEXT NOT NULL, ready_at REAL NOT NULL,
     PRIMARY KEY (target, receipt));
+CREATE TABLE IF NOT EXISTS receipt_item (
+    target TEXT NOT NULL, receipt TEXT NOT NULL, key TEXT NOT NULL, result TEXT NOT NULL, code TEXT, message TEXT,
+    processed_at REAL NOT NULL, PRIMARY KEY (target, receipt, key));
 CREATE TABLE IF NOT EXISTS counter (target TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (target, name));
 """
@@ -164,6 +167,11 @@ class SandboxState:
                     "processed_at": now,
                 }
                 results.append(result)
+            if receipt is not None:  # two-stage: each receipt answers for what this submission got
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO receipt_item VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(target, receipt, r.key, r.result, r.code, r.message, r.processed_at) for r in results],
+                )
             self.db.execute("COMMIT")
         return results
 
@@ -188,6 +196,9 @@ class SandboxState:
 
     def _judge(self, target: str, entry: Entry, faults: FaultState) -> tuple[str, str] | None:
         if entry.op == "withdraw":
+            refused = rules.check_reason(entry.reason)
+            if refused:
+                return refused
             row = self.db.execute(
                 "SELECT 1 FROM holding WHERE target = ? AND record_id = ?", (target, entry.record_id)
             ).fetchone()
@@ -245,12 +256,17 @@ class SandboxState:
             keys = orjson.loads(row[0])
             if self.now() < row[1]:
                 return False, []
-            known = self._known(target, keys)
-        return True, [
-            Result(k, known[k]["result"], known[k]["code"], known[k]["message"], known[k]["processed_at"])
-            for k in keys
-            if k in known
-        ]
+            # per receipt, not per key: a key reused with other content is answered 2010 under the receipt that
+            # brought it, while the receipt that first brought the key keeps its own answer
+            known = {
+                r[0]: Result(*r)
+                for r in self.db.execute(
+                    "SELECT key, result, code, message, processed_at FROM receipt_item "
+                    "WHERE target = ? AND receipt = ?",
+                    (target, receipt),
+                )
+            }
+        return True, [known[k] for k in keys if k in known]
 
     def holdings(self, target: str, type_code: str | None, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
         where, args = "target = ?", [target]

@@ -116,6 +116,11 @@ VALID: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("list change", "list-changes", list_change()),
     ("list change, removal in chinese", "list-changes", list_change(action="移出", list="红名单", expiry_date=DROP)),
+    (
+        "dates on the founding day",
+        "licences",
+        licence(decision_date="1949-10-01", valid_from="1949-10-01", valid_to="2099-12-31"),
+    ),
 ]
 
 
@@ -226,6 +231,23 @@ INVALID: list[tuple[str, str, dict[str, Any] | Any, str, str]] = [
     ("impossible date", "licences", licence(valid_to="2027-02-29"), "valid_to", "invalid_date"),
     ("date as slashes", "licences", licence(decision_date="2026/11/20"), "decision_date", "invalid_date"),
     ("date as a number", "licences", licence(decision_date=20261120), "decision_date", "invalid_date"),
+    ("decision in year 1", "licences", licence(decision_date="0001-01-01"), "decision_date", "invalid_date"),
+    ("valid_from a placeholder", "licences", licence(valid_from="1899-12-31"), "valid_from", "invalid_date"),
+    ("penalty decided in 1899", "penalties", penalty(decision_date="1899-12-31"), "decision_date", "invalid_date"),
+    (
+        "commitment the day before the founding",
+        "commitments",
+        commitment(commitment_date="1949-09-30"),
+        "commitment_date",
+        "invalid_date",
+    ),
+    (
+        "listing effective in 1900",
+        "list-changes",
+        list_change(effective_date="1900-01-01"),
+        "effective_date",
+        "invalid_date",
+    ),
     ("valid_to before valid_from", "licences", licence(valid_to="2026-11-19"), "valid_to", "date_order"),
     (
         "decision in the future",
@@ -341,3 +363,9 @@ def test_every_error_of_a_bad_record_is_reported_at_once() -> None:
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
 def test_every_kind_builder_is_valid(kind: str) -> None:
     assert ok(kind, BUILDERS[kind]()).record.kind.value == kind
+
+
+def test_dates_before_the_founding_name_the_bound() -> None:
+    [error] = refused("penalties", penalty(decision_date="0001-01-01"))
+    assert (error.field, error.code) == ("decision_date", "invalid_date")
+    assert "1949-10-01" in error.message and "0001-01-01" in error.message
