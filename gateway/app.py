@@ -6,6 +6,7 @@ FastAPI lifespan disposes of what this function created.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,19 +17,23 @@ from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
 from gateway import deadlines
-from gateway.api import health, operations, problems, records, reports, targets
+from gateway.api import health, mails, operations, problems, records, reports, targets
 from gateway.api.auth import KeyCache
 from gateway.clock import Clock, SystemClock
 from gateway.housekeeping import Housekeeping
 from gateway.jobs import Jobs
+from gateway.mailer import ReportMailer
 from gateway.metrics import Metrics
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.targets import build_clients
 from gateway.worker import Worker
 from outbox.database import Database
+from outbox.errors import StoreError
 from outbox.store import Store
 from schemas.records import MODELS
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 credit-gateway receives the bureau's credit records (行政许可, 行政处罚, 信用承诺, 红黑名单) from its internal
@@ -68,12 +73,17 @@ def build_app(
         return own_clients
 
     services.housekeeping = Housekeeping(settings, store, clock, rules, clients)
-    jobs = Jobs(services.housekeeping) if settings.jobs.in_serve else None
+    services.mailer = ReportMailer(services.housekeeping, rules.calendar)
+    jobs = Jobs(services.housekeeping, services.mailer) if settings.jobs.in_serve else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             worker.start()
+        try:
+            services.mailer.seed_schedules()
+        except StoreError:  # the database is down: /readyz says so; the schedules are seeded at the next start
+            log.exception("report schedules not seeded from the settings")
         if jobs is not None:
             jobs.start()
         yield
@@ -95,6 +105,7 @@ def build_app(
     app.include_router(records.router)
     app.include_router(targets.router)
     app.include_router(operations.router)
+    app.include_router(mails.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

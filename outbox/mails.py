@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from outbox.ingest import Actor
@@ -171,14 +172,20 @@ def seed_schedules(conn: Connection, schedules: Sequence[dict[str, Any]], *, now
     kept = {r.name: r.source for r in conn.execute(sa.select(report_schedule.c.name, report_schedule.c.source))}
     for s in schedules:
         values = {**s, "source": "settings", "updated_at": now, "updated_by": "settings"}
-        if s["name"] not in kept:
-            conn.execute(sa.insert(report_schedule).values(**values))
+        if s["name"] not in kept:  # another process may seed at the same moment: the first one wins
+            conn.execute(_insert(conn).values(**values).on_conflict_do_nothing(index_elements=["name"]))
         elif kept[s["name"]] == "settings":
             conn.execute(sa.update(report_schedule).where(report_schedule.c.name == s["name"]).values(**values))
     named = [s["name"] for s in schedules]
     conn.execute(  # a schedule dropped from the settings stops, unless a person took it over
         sa.delete(report_schedule).where(report_schedule.c.source == "settings", report_schedule.c.name.not_in(named))
     )
+
+
+def _insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(report_schedule)
+    return sqlite.insert(report_schedule)
 
 
 def schedules(conn: Connection) -> list[dict[str, Any]]:

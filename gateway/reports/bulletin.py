@@ -58,7 +58,7 @@ def _paragraph(
     align: Any = None,
     indent: bool = True,
 ) -> Paragraph:
-    p = doc.add_paragraph()
+    p: Paragraph = doc.add_paragraph()
     if align is not None:
         p.alignment = align
     if indent:
@@ -74,7 +74,7 @@ def _heading(doc: Any, number: int, text: str) -> None:
 
 
 def _table(doc: Any, headers: list[str], rows: list[list[Any]]) -> Table:
-    table = doc.add_table(rows=1, cols=len(headers))
+    table: Table = doc.add_table(rows=1, cols=len(headers))
     table.style = "Table Grid"
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     for cell, header in zip(table.rows[0].cells, headers, strict=True):
@@ -82,12 +82,12 @@ def _table(doc: Any, headers: list[str], rows: list[list[Any]]) -> Table:
         _font(cell.paragraphs[0].add_run(header), TABLE_FONT, 10.5, bold=True)
         cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.CENTER
     if not rows:
-        merged = table.add_row().cells
+        merged = table.add_row().cells  # type: ignore[no-untyped-call]
         cell = merged[0].merge(merged[-1])
         _font(cell.paragraphs[0].add_run("无"), TABLE_FONT, 10.5)
         cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.CENTER
     for row in rows:
-        cells = table.add_row().cells
+        cells = table.add_row().cells  # type: ignore[no-untyped-call]
         for index, (cell, value) in enumerate(zip(cells, row, strict=True)):
             _font(cell.paragraphs[0].add_run("" if value is None else str(value)), TABLE_FONT, 10.5)
             cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.LEFT if index == 0 else WD_ALIGN_PARAGRAPH.CENTER

@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from docx.oxml.ns import qn
 
 from gateway.reports.build import build_report
-from gateway.reports.periods import parse_period
 from gateway.reports.bulletin import to_docx
+from gateway.reports.periods import parse_period
 from gateway.reports.render import to_csv, to_html, to_xlsx
 from outbox.ingest import Actor
 from outbox.store import Store
@@ -189,12 +189,12 @@ def test_the_xlsx_csv_and_html_hold_the_same_numbers(store: Store) -> None:
     assert overdue[0][4].value.date() == dt.date.fromisoformat(data["overdue"][0]["decided_on"])
     late = {(r[2].value, r[3].value): r for r in book["超期公示"].iter_rows(min_row=2)}
     published = late[("L2", "门户网站")][6]
-    assert published.value == dt.datetime(2026, 10, 17, 0, 30) and published.number_format == "yyyy-mm-dd hh:mm:ss"
+    assert published.value.isoformat() == "2026-10-17T00:30:00" and published.number_format == "yyyy-mm-dd hh:mm:ss"
     quota_rows = {r[0]: r for r in book["年度任务"].iter_rows(min_row=2, values_only=True)}
     assert quota_rows["建工科"][2:4] == (1, 0) and quota_rows["建工科"][-1] == "否"
     summary = {r[0]: r for r in book["汇总"].iter_rows(values_only=True) if r and r[0]}
-    assert summary["统计截至"][1] == dt.datetime(2026, 11, 25)
-    assert summary["生成时间（北京时间）"][1] == dt.datetime(2026, 11, 25, 10, 0)
+    assert summary["统计截至"][1].isoformat() == "2026-11-25T00:00:00"
+    assert summary["生成时间（北京时间）"][1].isoformat() == "2026-11-25T10:00:00"
     assert summary["逾期未公示"][1].startswith("尚未公示")
 
     text = to_csv(data)
