@@ -73,40 +73,54 @@ def _heading(doc: Any, number: int, text: str) -> None:
     _paragraph(doc, f"{NUMERALS[number - 1]}、{text}", font="黑体", size=14, indent=True)
 
 
-def _table(doc: Any, headers: list[str], rows: list[list[Any]]) -> Table:
+TEXT_WIDTH_CM = 15.6  # A4 less the margins below
+
+
+def _table(
+    doc: Any, headers: list[str], rows: list[list[Any]], widths: list[float] | None = None, size: float = 10
+) -> Table:
+    """A grid table, the first column wider (names), or the widths given (cm); an empty one says 无."""
+    if widths is None:
+        first = 2.6
+        widths = [first] + [(TEXT_WIDTH_CM - first) / (len(headers) - 1)] * (len(headers) - 1)
     table: Table = doc.add_table(rows=1, cols=len(headers))
     table.style = "Table Grid"
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
+    table.autofit = False
     for cell, header in zip(table.rows[0].cells, headers, strict=True):
-        cell.text = ""
-        _font(cell.paragraphs[0].add_run(header), TABLE_FONT, 10.5, bold=True)
+        _font(cell.paragraphs[0].add_run(header), TABLE_FONT, size, bold=True)
         cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.CENTER
     if not rows:
         merged = table.add_row().cells  # type: ignore[no-untyped-call]
         cell = merged[0].merge(merged[-1])
-        _font(cell.paragraphs[0].add_run("无"), TABLE_FONT, 10.5)
+        _font(cell.paragraphs[0].add_run("无"), TABLE_FONT, size)
         cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.CENTER
     for row in rows:
         cells = table.add_row().cells  # type: ignore[no-untyped-call]
         for index, (cell, value) in enumerate(zip(cells, row, strict=True)):
-            _font(cell.paragraphs[0].add_run("" if value is None else str(value)), TABLE_FONT, 10.5)
+            _font(cell.paragraphs[0].add_run("" if value is None else str(value)), TABLE_FONT, size)
             cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.LEFT if index == 0 else WD_ALIGN_PARAGRAPH.CENTER
+    for column, width in zip(table.columns, widths, strict=False):  # the grid (LibreOffice) and each cell (Word)
+        column.width = Cm(width)
+        for cell in column.cells:
+            cell.width = Cm(width)
     doc.add_paragraph()
     return table
 
 
 def _page_number(paragraph: Paragraph) -> None:
-    """第 N 页 with a PAGE field, so Word and LibreOffice number the pages themselves."""
+    """第 N 页 with a PAGE field, so Word and LibreOffice number the pages themselves; every piece of the field
+    is a run of its own with the footer's font, or the number comes out in the body's size."""
     _font(paragraph.add_run("第 "), BODY_FONT, 10.5)
-    run = _font(paragraph.add_run(), BODY_FONT, 10.5)
-    for kind, text in (("begin", None), (None, "PAGE"), ("separate", None), (None, "1"), ("end", None)):
+    for kind, text in (("begin", None), (None, " PAGE "), ("separate", None), (None, "1"), ("end", None)):
+        run = _font(paragraph.add_run(), BODY_FONT, 10.5)
         if kind is not None:
             element = OxmlElement("w:fldChar")
             element.set(qn("w:fldCharType"), kind)
-        elif text == "PAGE":
+        elif text == " PAGE ":
             element = OxmlElement("w:instrText")
             element.set(qn("xml:space"), "preserve")
-            element.text = " PAGE "
+            element.text = text
         else:
             element = OxmlElement("w:t")
             element.text = text
@@ -173,8 +187,8 @@ def to_docx(report: dict[str, Any]) -> bytes:
     _heading(doc, 3, "各目标平台公示情况")
     _table(
         doc,
-        ["目标平台", *COUNT_HEADERS],
-        [_count_row(target_label(t), "", c) for t, c in summary["by_target"].items()],
+        ["目标平台", *COUNT_HEADERS[1:]],
+        [[target_label(t), *_count_row("", "", c)[2:]] for t, c in summary["by_target"].items()],
     )
 
     _heading(doc, 4, "公示率未达100%的科室")
@@ -206,10 +220,12 @@ def to_docx(report: dict[str, Any]) -> bytes:
                     i["decided_on"],
                     i.get("due_date") or "",
                     what,
-                    when,
+                    when[:16],  # to the minute: enough on paper
                 ]
                 for i, what, when in items
             ],
+            widths=[2.4, 2.0, 1.7, 2.5, 2.5, 2.0, 2.5],
+            size=9,
         )
 
     _heading(doc, 5, f"{report['from'][:4]}年度任务完成情况")
