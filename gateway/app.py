@@ -6,7 +6,6 @@ FastAPI lifespan disposes of what this function created.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,11 +28,8 @@ from gateway.settings import Settings
 from gateway.targets import build_clients
 from gateway.worker import Worker
 from outbox.database import Database
-from outbox.errors import StoreError
 from outbox.store import Store
 from schemas.records import MODELS
-
-log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 credit-gateway receives the bureau's credit records (行政许可, 行政处罚, 信用承诺, 红黑名单) from its internal
@@ -80,10 +76,6 @@ def build_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             worker.start()
-        try:
-            services.mailer.seed_schedules()
-        except StoreError:  # the database is down: /readyz says so; the schedules are seeded at the next start
-            log.exception("report schedules not seeded from the settings")
         if jobs is not None:
             jobs.start()
         yield

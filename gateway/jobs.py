@@ -78,6 +78,8 @@ class Jobs:
         return run
 
     def start(self) -> None:
+        if self.mailer is not None:  # once, at once, off the start-up path: the schedules as the settings say
+            self.scheduler.add_job(self._guarded("report-schedules", self.mailer.seed_schedules), id="report-schedules")
         self.scheduler.start()
 
     def stop(self) -> None:
