@@ -16,11 +16,12 @@ from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
 from gateway import deadlines
-from gateway.api import health, operations, problems, records, reports, targets
+from gateway.api import health, mails, operations, problems, records, reports, targets
 from gateway.api.auth import KeyCache
 from gateway.clock import Clock, SystemClock
 from gateway.housekeeping import Housekeeping
 from gateway.jobs import Jobs
+from gateway.mailer import ReportMailer
 from gateway.metrics import Metrics
 from gateway.services import Services
 from gateway.settings import Settings
@@ -68,7 +69,8 @@ def build_app(
         return own_clients
 
     services.housekeeping = Housekeeping(settings, store, clock, rules, clients)
-    jobs = Jobs(services.housekeeping) if settings.jobs.in_serve else None
+    services.mailer = ReportMailer(services.housekeeping, rules.calendar)
+    jobs = Jobs(services.housekeeping, services.mailer) if settings.jobs.in_serve else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -95,6 +97,7 @@ def build_app(
     app.include_router(records.router)
     app.include_router(targets.router)
     app.include_router(operations.router)
+    app.include_router(mails.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -400,19 +400,58 @@ def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
     return Housekeeping(settings, make_store(settings, rules), clock, rules, lambda: build_clients(settings, clock))
 
 
+def _outputs(formats: list[str], output: Path | None, label: str) -> dict[str, Path]:
+    """One file per format: ``-o`` names it for one format; for several, each takes ``-o`` with its suffix."""
+    if output is None:
+        return {fmt: Path(f"gongshilv-{label}.{fmt}") for fmt in formats}
+    if len(formats) == 1:
+        return {formats[0]: output}
+    return {fmt: output.with_suffix(f".{fmt}") for fmt in formats}
+
+
+def _addresses(text: str | None) -> list[str]:
+    from email.utils import parseaddr
+
+    found = [part.strip() for part in (text or "").split(",") if part.strip()]
+    for index, address in enumerate(found):
+        if "@" not in parseaddr(address)[1] or parseaddr(address)[1] != address:
+            raise _fail(ValueError(f"--email: address {index + 1} ({address!r}) is not an e-mail address"))
+    return found
+
+
 @app.command()
 def report(
     period: Annotated[str, typer.Option(help="2026-10 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-05 (day)")],
-    format: Annotated[str, typer.Option("--format", "-f", help="xlsx, csv, json or html")] = "xlsx",
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="comma-separated: xlsx, csv, json, html, docx (the 通报) [default: xlsx; none with --email]",
+        ),
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="the file to write (default: a name from the period)")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="the file to write; with several formats each takes this name with its suffix"
+        ),
     ] = None,
     as_of: Annotated[
         str | None, typer.Option(help="YYYY-MM-DD: judge standings at the end of this day (default today)")
     ] = None,
-    keep: Annotated[bool, typer.Option("--keep/--no-keep", help="also store the run, listed by the API")] = True,
+    store_it: Annotated[
+        bool,
+        typer.Option("--store/--no-store", "--keep/--no-keep", help="store the report once (listed by the API)"),
+    ] = True,
+    email: Annotated[
+        str | None, typer.Option(help="ADDR[,ADDR…]: send the report now with its XLSX, HTML and 通报 attached")
+    ] = None,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="send again to recipients who already received this period's report")
+    ] = False,
 ) -> None:
-    """Build a 公示率 report for a period: summary, by department, overdue, late and yearly quotas."""
+    """Build a 公示率 report for a period (summary, by department, overdue, late, yearly quotas), store it once,
+    write the formats asked and, with --email, send it now the way scheduled reports are sent."""
     import datetime as dt
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -421,38 +460,79 @@ def report(
     from gateway.reports.periods import PeriodError, parse_period
     from gateway.reports.render import FORMATS, render
 
-    if format not in FORMATS:
-        raise _fail(ValueError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}"))
+    formats = [f.strip() for f in (format or ("" if email else "xlsx")).split(",") if f.strip()]
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise _fail(ValueError(f"--format must be one or more of {', '.join(FORMATS)}, got {fmt!r}"))
+    recipients = _addresses(email)
     try:
         chosen = parse_period(period)
         day = dt.date.fromisoformat(as_of) if as_of else None
     except (PeriodError, ValueError) as exc:
         raise _fail(exc) from None
-    target = output or Path(f"gongshilv-{chosen.label}.{format}")
     settings = _settings()
+    if recipients and not store_it:
+        raise _fail(ValueError("--email sends a stored report (mail is retried from it): drop --no-store"))
+    if recipients and settings.smtp.host is None:
+        raise _fail(ValueError("--email needs an SMTP server: set CREDIT_GATEWAY_SMTP__HOST (and __PORT, __FROM)"))
+    files = _outputs(formats, output, chosen.label)
     housekeeping = _housekeeping(settings)
     with (
         _store_errors(),
         Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar,
     ):
-        task = bar.add_task(f"公示率 {chosen.label}", total=len(STEPS) + 1)
+        task = bar.add_task(f"公示率 {chosen.label}", total=len(STEPS) + len(files))
 
         def step(name: str) -> None:
             bar.update(task, advance=1, description=f"公示率 {chosen.label}: {name}")
 
-        if keep:
+        if store_it:
             report_id, data = housekeeping.create_report(chosen, actor=_actor(), as_of=day, progress=step)
         else:
             report_id, data = None, housekeeping.compute_report(chosen, as_of=day, progress=step)
-        target.write_bytes(render(data, format))
-        bar.update(task, advance=1, description=f"公示率 {chosen.label}: written")
+        for fmt, path in files.items():
+            path.write_bytes(render(data, fmt))  # type: ignore[arg-type]
+            step(f"{path} written")
     total = data["summary"]["total"]
     rate = "no rate (nothing counted)" if total["rate"] is None else f"{total['rate'] * 100:.2f}%"
     err.print(
         f"{chosen.label}: 公示率 {rate}; on time {total['on_time']}, late {total['late']}, overdue {total['overdue']}, "
         f"pending {total['pending']}" + (f"; stored as report {report_id}" if report_id else "")
     )
-    typer.echo(str(target))
+    for path in files.values():
+        typer.echo(str(path))
+    if recipients and report_id is not None:
+        _send_now(housekeeping, chosen, report_id, recipients, resend)
+
+
+def _send_now(housekeeping: Any, period: Any, report_id: int, recipients: list[str], resend: bool) -> None:
+    from gateway.mailer import ReportMailer
+
+    mailer = ReportMailer(housekeeping, housekeeping.deadlines.calendar)
+    with _store_errors():
+        ids, skipped = mailer.queue(
+            period,
+            schedule="on_demand",
+            edition=f"on_demand:{period.label}",
+            recipients=recipients,
+            trigger="on_demand",
+            actor=_actor(),
+            resend=resend,
+            report_id=report_id,
+        )
+        outcomes = mailer.send_due(ids=ids, actor=_actor()) if ids else []
+    for address in skipped:
+        err.print(f"{address}: already sent the {period.label} report; --resend sends it again")
+    failed = [o for o in outcomes if o["state"] != "sent"]
+    for o in outcomes:
+        if o["state"] == "sent":
+            err.print(f"{o['recipient']}: sent (mail {o['id']})")
+        elif o["state"] == "retry_wait":
+            err.print(f"[yellow]{o['recipient']}: not sent yet ({o['error']}); `serve` retries it (mail {o['id']})")
+        else:
+            err.print(f"[red]{o['recipient']}: given up ({o['error']}) (mail {o['id']})")
+    if failed:
+        raise typer.Exit(1)
 
 
 @deliveries_app.command("at-risk")

@@ -14,17 +14,20 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway.clock import SHANGHAI
 from gateway.housekeeping import SYSTEM, Housekeeping
+from gateway.mailer import ReportMailer
 from gateway.reports.periods import parse_period, previous_month
 
 log = logging.getLogger(__name__)
 
 
 class Jobs:
-    def __init__(self, housekeeping: Housekeeping) -> None:
+    def __init__(self, housekeeping: Housekeeping, mailer: ReportMailer | None = None) -> None:
         self.housekeeping = housekeeping
+        self.mailer = mailer
         self.scheduler = BackgroundScheduler(timezone=SHANGHAI)
         settings = housekeeping.settings.jobs
         self.schedule: dict[str, tuple[str, Callable[[], object]]] = {
@@ -43,6 +46,25 @@ class Jobs:
                 coalesce=True,
                 misfire_grace_time=3600,
             )
+        if mailer is not None:  # queue today's scheduled mail; send what is queued or waiting to be retried
+            mail = housekeeping.settings.report_mail
+            self.scheduler.add_job(
+                self._guarded("report-mail", self.report_mail),
+                CronTrigger.from_crontab(mail.send_cron, timezone=SHANGHAI),
+                id="report-mail",
+                name="report-mail",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=6 * 3600,
+            )
+            self.scheduler.add_job(
+                self._guarded("report-mail-send", self.send_mail),
+                IntervalTrigger(seconds=mail.send_interval_seconds),
+                id="report-mail-send",
+                name="report-mail-send",
+                max_instances=1,
+                coalesce=True,
+            )
 
     def _guarded(self, name: str, job: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
@@ -56,6 +78,8 @@ class Jobs:
         return run
 
     def start(self) -> None:
+        if self.mailer is not None:  # once, at once, off the start-up path: the schedules as the settings say
+            self.scheduler.add_job(self._guarded("report-schedules", self.mailer.seed_schedules), id="report-schedules")
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -75,6 +99,17 @@ class Jobs:
     def monthly_report(self) -> int:
         period = previous_month(self.housekeeping.today())
         return self.housekeeping.create_report(period, actor=SYSTEM, trigger="monthly")[0]
+
+    def report_mail(self) -> list[int]:
+        """Queue the mail of the schedules due today, then send it."""
+        assert self.mailer is not None
+        queued = self.mailer.run_schedules()
+        self.mailer.send_due()
+        return queued
+
+    def send_mail(self) -> None:
+        assert self.mailer is not None
+        self.mailer.send_due()
 
     def reconcile(self) -> None:
         for target in self.housekeeping.clients():

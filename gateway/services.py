@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from gateway.api.auth import Principal
     from gateway.api.records import WithdrawBody
     from gateway.housekeeping import Housekeeping
+    from gateway.mailer import ReportMailer
     from gateway.worker import Worker
 
 
@@ -36,6 +37,7 @@ class Services:
     metrics: Metrics
     worker: Worker | None = None
     housekeeping: Housekeeping = field(init=False)
+    mailer: ReportMailer = field(init=False)
 
     def ingest(self, principal: Principal, kind: Kind, items: Sequence[Incoming], atomic: bool) -> list[Stored]:
         if not items:

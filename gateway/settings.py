@@ -207,6 +207,42 @@ class JobSettings(BaseModel):
     period_rules: list[PeriodRuleSet] = Field(default_factory=_default_rule_sets)
 
 
+class SmtpSettings(BaseModel):
+    """Where report mail goes out (CONTRACT.md "Report delivery"); no host means mail is queued but not sent."""
+
+    model_config = {"populate_by_name": True}
+
+    host: str | None = None
+    port: int = Field(default=25, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    sender: str = Field(default="credit-gateway@localhost", alias="from")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class ReportSchedule(BaseModel):
+    """A report sent by mail on its own rhythm: ``monthly`` (last month, on the month's first working day) or
+    ``weekly`` (month to date, on the week's first working day)."""
+
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
+    kind: Literal["monthly", "weekly"]
+    recipients: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+
+class ReportMailSettings(BaseModel):
+    """Report mail: the schedules (seeding the ``report_schedule`` table) and how failed sends are retried."""
+
+    schedules: list[ReportSchedule] = Field(default_factory=list)
+    send_cron: str = "0 8 * * *"  # when (Asia/Shanghai) the schedules due today queue their mail
+    send_interval_seconds: float = Field(default=30.0, gt=0)  # how often queued and failed mail is (re)tried
+    max_attempts: int = Field(default=10, ge=1)
+    max_age_hours: float = Field(default=48.0, gt=0)
+    initial_backoff_seconds: float = Field(default=60.0, gt=0)
+    max_backoff_seconds: float = Field(default=3600.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -228,6 +264,8 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    report_mail: ReportMailSettings = Field(default_factory=ReportMailSettings)
 
     @model_validator(mode="after")
     def _no_demo_secrets_in_production(self) -> Settings:

@@ -189,6 +189,16 @@ def listed(
     return out
 
 
+def record_counts(conn: Connection, *, decided_from: dt.date, decided_to: dt.date) -> dict[tuple[str, str], int]:
+    """Records (not deliveries) decided in the period, per (department, kind): a reader's 记录数."""
+    rows = conn.execute(
+        sa.select(record.c.department, record.c.kind, sa.func.count().label("n"))
+        .where(record.c.decided_on >= decided_from, record.c.decided_on <= decided_to)
+        .group_by(record.c.department, record.c.kind)
+    )
+    return {(r.department, r.kind): int(r.n) for r in rows}
+
+
 def quotas(conn: Connection, *, year: int, departments: Sequence[str]) -> list[dict[str, Any]]:
     """Per department and year: list changes pushed (accepted by at least one target), red and black apart,
     and the records of each kind, for the "each department at least once a year" rule.

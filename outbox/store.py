@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outbox import expiry, keys, leases, migrate, operations, rates, reconciliation, views, withdrawals
+from outbox import expiry, keys, leases, mails, migrate, operations, rates, reconciliation, views, withdrawals
 from outbox import ingest as ingest_tx
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored
@@ -282,6 +282,34 @@ class Store:
         query = sa.select(report_run).where(report_run.c.id == report_id)
         row = self.db.read(lambda c: c.execute(query).first())
         return None if row is None else dict(row._mapping)
+
+    def record_counts(self, *, decided_from: dt.date, decided_to: dt.date) -> dict[tuple[str, str], int]:
+        return self.db.read(lambda c: rates.record_counts(c, decided_from=decided_from, decided_to=decided_to))
+
+    # report mail (outbox.mails holds the SQL)
+
+    def mail_editions(self, edition: str) -> dict[str, int]:
+        return self.db.read(lambda c: mails.existing(c, edition))
+
+    def queue_mail(self, **mail: Any) -> tuple[list[int], list[str]]:
+        return self.db.transact(lambda c: mails.queue(c, **mail))
+
+    def lease_mail(
+        self, *, now: dt.datetime, until: dt.datetime, ids: Sequence[int] | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        return self.db.transact(lambda c: mails.lease(c, now=now, until=until, ids=ids, limit=limit))
+
+    def settle_mail(self, **outcome: Any) -> None:
+        self.db.transact(lambda c: mails.settle(c, **outcome))
+
+    def report_mails(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return self.db.read(lambda c: mails.listing(c, state=state, limit=limit))
+
+    def seed_schedules(self, schedules: Sequence[dict[str, Any]], *, now: dt.datetime) -> None:
+        self.db.transact(lambda c: mails.seed_schedules(c, schedules, now=now))
+
+    def report_schedules(self) -> list[dict[str, Any]]:
+        return self.db.read(mails.schedules)
 
     @contextlib.contextmanager
     def singleton(self, name: str) -> Iterator[bool]:

@@ -246,6 +246,61 @@ class ReportRun(SQLModel, table=True):
     data: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
 
 
+# Report mail still to be (re)tried: the send loop reads these only.
+MAIL_OPEN = "state IN ('queued', 'retry_wait', 'sending')"
+
+
+class ReportMail(SQLModel, table=True):
+    """One stored report sent to one recipient: an outbox row of its own, retried until it goes or is given up.
+
+    ``edition`` names what is sent (``monthly:2026-10``, ``weekly:2026-11@2026-11-23``, ``on_demand:2026-10``);
+    the unique (edition, recipient, round) is what keeps a restart or a re-run from sending it twice. Asking for it
+    again on purpose (``--resend``) takes the next round.
+    """
+
+    __tablename__ = "report_mail"
+    __table_args__ = (
+        sa.UniqueConstraint("edition", "recipient", "round", name="uq_report_mail_edition"),
+        sa.Index(
+            "ix_report_mail_open",
+            "next_attempt_at",
+            postgresql_where=sa.text(MAIL_OPEN),
+            sqlite_where=sa.text(MAIL_OPEN),
+        ),
+    )
+
+    id: int | None = _id()
+    report_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("report_run.id"), nullable=False, index=True))
+    schedule: str = Field(max_length=32)  # a schedule's name, or on_demand
+    edition: str = Field(max_length=64)
+    period: str = Field(max_length=16)
+    recipient: str = Field(max_length=254)
+    round: int = 0
+    state: str = Field(max_length=16)  # queued, sending, retry_wait, sent, given_up
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _ts()
+    lease_expires_at: dt.datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, max_length=2000)
+    requested_by: str = Field(max_length=64)
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+    sent_at: dt.datetime | None = _ts(nullable=True)
+
+
+class ReportSchedule(SQLModel, table=True):
+    """Who gets which scheduled report: seeded from the settings, editable later in the console (``source``)."""
+
+    __tablename__ = "report_schedule"
+
+    name: str = Field(max_length=32, primary_key=True)
+    kind: str = Field(max_length=16)  # monthly, weekly
+    recipients: list[str] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    enabled: bool
+    source: str = Field(max_length=16)  # settings (re-seeded at start) or console (edited: kept as is)
+    updated_at: dt.datetime = _ts()
+    updated_by: str = Field(max_length=64)
+
+
 api_key = SQLModel.metadata.tables["api_key"]
 record = SQLModel.metadata.tables["record"]
 record_version = SQLModel.metadata.tables["record_version"]
@@ -255,4 +310,6 @@ audit_event = SQLModel.metadata.tables["audit_event"]
 target_state = SQLModel.metadata.tables["target_state"]
 reconciliation_run = SQLModel.metadata.tables["reconciliation_run"]
 report_run = SQLModel.metadata.tables["report_run"]
+report_mail = SQLModel.metadata.tables["report_mail"]
+report_schedule = SQLModel.metadata.tables["report_schedule"]
 metadata = SQLModel.metadata

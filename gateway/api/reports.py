@@ -2,7 +2,7 @@
 
 * ``GET /api/v1/rates?period=2026-10`` computes a report live (JSON) without storing it;
 * ``POST /api/v1/reports`` computes and stores one; ``GET /api/v1/reports`` lists stored runs;
-  ``GET /api/v1/reports/{id}?format=xlsx|csv|json|html`` downloads one in any format;
+  ``GET /api/v1/reports/{id}?format=xlsx|csv|json|html|docx`` downloads one in any format (docx: the 通报);
 * ``GET /api/v1/deliveries/at-risk`` lists unpublished deliveries due within N working days, earliest first;
 * ``POST /api/v1/targets/{target}/reconcile`` runs a reconciliation now; ``GET /api/v1/reconciliations`` and
   ``GET /api/v1/reconciliations/{id}`` show stored runs and their findings.
@@ -72,7 +72,7 @@ async def list_reports(request: Request, _: OperatorDep, limit: Annotated[int, Q
     return _json({"items": await run_in_threadpool(_housekeeping(request).store.reports, limit=limit)})
 
 
-@router.get("/reports/{report_id}", summary="Download a stored report (json, csv, xlsx or html)")
+@router.get("/reports/{report_id}", summary="Download a stored report (json, csv, xlsx, html or docx)")
 async def get_report(report_id: int, request: Request, _: OperatorDep, format: Format = "json") -> Response:
     run = await run_in_threadpool(_housekeeping(request).store.report, report_id)
     if run is None:

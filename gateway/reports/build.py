@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from gateway.clock import SHANGHAI
 from gateway.reports.periods import Period, months_back
 from outbox.ingest import end_of_day
 from outbox.rates import Counts, Group
@@ -16,18 +17,18 @@ from outbox.store import Store
 from schemas.enums import Kind
 
 DEFINITIONS = {
-    "period": (
-        "Records whose decision date (决定日期; a commitment's date, a list change's effective date) "
-        "falls in the period."
-    ),
-    "on_time": "按时公示: the target's business acceptance arrived on or before the due date (Asia/Shanghai).",
-    "late": "超期公示: published, but after the due date.",
-    "overdue": "逾期未公示: not published and the due date has passed.",
-    "pending": "待公示: not published and not yet due. Shown, not counted.",
-    "not_applicable": "不计: withdrawn before the due date without having been published. Not counted.",
-    "unknown": "无法计算: no due date, because the working-day calendar lacks the year. Shown, not counted.",
-    "rate": "公示率 = on time / (on time + late + overdue). A period with nothing counted has no rate (not 100%).",
-    "quota": "年度任务: each department pushes at least one red-list and one black-list change a year.",
+    "period": "统计范围：决定日期（信用承诺为承诺作出日期，红黑名单为认定/移出日期）在本期内的记录。",
+    "records": "记录数：本期决定的记录条数。每条记录须推送到每个目标平台，每个（记录，目标平台）为一次投递。",
+    "deliveries": "投递数：按（记录，目标平台）计；以下各项均按投递计数。",
+    "on_time": "按时公示：目标平台的业务受理结果在公示期限当日（北京时间）结束前到达。",
+    "late": "超期公示：已公示，但晚于公示期限。",
+    "overdue": "逾期未公示：尚未公示，且已过公示期限。",
+    "pending": "待公示：尚未公示，也未到公示期限；列出，不计入公示率。",
+    "not_applicable": "不计：在公示期限前撤销且未曾公示；不计入公示率。",
+    "unknown": "无法计算：工作日历缺少该年度，无法确定公示期限；列出，不计入公示率。",
+    "rate": "公示率 = 按时公示 ÷（按时公示 + 超期公示 + 逾期未公示）。本期无计入投递时不显示公示率（不视为100%）。",
+    "quota": "年度任务：每个科室每年至少推送一次红名单和一次黑名单变更（以至少一个目标平台受理为准）。",
+    "time": "时间均为北京时间（Asia/Shanghai）。",
 }
 
 STEPS = ("standings and trend", "overdue and late", "quotas")
@@ -45,9 +46,16 @@ def _total(groups: Sequence[Any], key: Callable[[Any], str]) -> dict[str, dict[s
     return {name: c.as_dict() for name, c in sorted(totals.items())}
 
 
+def local_time(moment: dt.datetime) -> str:
+    """A moment as a reader in Huaihua reads it: Beijing time, to the second."""
+    return moment.astimezone(SHANGHAI).replace(microsecond=0).isoformat()
+
+
 def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def plain(value: Any) -> Any:
-        return value.isoformat() if isinstance(value, dt.date | dt.datetime) else value
+        if isinstance(value, dt.datetime):
+            return local_time(value)
+        return value.isoformat() if isinstance(value, dt.date) else value
 
     return [{k: plain(v) for k, v in row.items() if k != "record_id"} for row in rows]
 
@@ -80,6 +88,7 @@ def build_report(
     overdue, late = listed["overdue"], listed["late"]
     progress("overdue and late")
     quotas = store.quotas(year=period.year, departments=departments)
+    records = store.record_counts(decided_from=period.start, decided_to=period.end)
     progress("quotas")
 
     total = Counts()
@@ -91,6 +100,7 @@ def build_report(
         by_department.append(
             {
                 "department": name,
+                "records": sum(n for (d, _), n in records.items() if d == name),
                 "counts": counts,
                 "by_target": _total(mine, lambda g: g.target),
                 "by_kind": _total(mine, lambda g: g.kind),
@@ -101,9 +111,11 @@ def build_report(
         "from": period.start.isoformat(),
         "to": period.end.isoformat(),
         "as_of": as_of.isoformat(),
-        "generated_at": now.isoformat(),
+        "generated_at": local_time(now),
         "definitions": DEFINITIONS,
         "summary": {
+            "records": sum(records.values()),
+            "records_by_kind": _records_by_kind(records),
             "total": total.as_dict(),
             "by_target": _total(groups, lambda g: g.target),
             "by_kind": _total(groups, lambda g: g.kind),
@@ -116,7 +128,17 @@ def build_report(
         "late": _jsonable(late),
         "quotas": quotas,
         "trend": [{"month": month, **counts.as_dict()} for month, counts in trend.items()],
+        # Further sections a later feature adds (e.g. 联合奖惩 figures from credit checks): each
+        # {"key", "title", "headers": [...], "rows": [[...], ...], "note"?}; every format renders them as a table.
+        "extra_sections": [],
     }
+
+
+def _records_by_kind(records: dict[tuple[str, str], int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (_, kind), n in sorted(records.items(), key=lambda item: item[0][1]):
+        out[kind] = out.get(kind, 0) + n
+    return out
 
 
 def _is_month_end(day: dt.date) -> bool:

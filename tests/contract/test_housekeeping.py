@@ -61,7 +61,10 @@ def test_reports_are_stored_listed_and_downloaded_in_every_format(
     assert f'filename="gongshilv-2026-10-{report_id}.xlsx"' in xlsx.headers["content-disposition"]
     book = openpyxl.load_workbook(io.BytesIO(xlsx.content))
     summary = next(r for r in book["汇总"].iter_rows(min_row=2, values_only=True) if r[0] == "全局")
-    assert summary[2:5] == (9, 2, 5) and summary[-1] == "56.25%"
+    assert summary[2:7] == (7, 26, 9, 2, 5) and summary[-1] == 9 / 16  # records, deliveries, standings; the rate
+    docx = client.get(f"/api/v1/reports/{report_id}", params={"format": "docx"}, headers=auth)
+    assert docx.headers["content-type"].startswith("application/vnd.openxmlformats-officedocument.wordprocessing")
+    assert docx.content.startswith(b"PK")  # a zip: the .docx package
     stored = client.get(f"/api/v1/reports/{report_id}", headers=auth).json()
     assert stored["summary"] == live["summary"]  # the stored run is what was computed
     assert client.get(f"/api/v1/reports/{report_id}", params={"format": "csv"}, headers=auth).content.startswith(

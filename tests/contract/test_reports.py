@@ -25,10 +25,14 @@ import datetime as dt
 import io
 from typing import Any
 
+import docx
+import lxml.html
 import openpyxl
 import sqlalchemy as sa
+from docx.oxml.ns import qn
 
 from gateway.reports.build import build_report
+from gateway.reports.bulletin import to_docx
 from gateway.reports.periods import parse_period
 from gateway.reports.render import to_csv, to_html, to_xlsx
 from outbox.ingest import Actor
@@ -158,26 +162,122 @@ def test_as_of_an_earlier_day_the_same_month_stands_differently(store: Store) ->
 def test_the_xlsx_csv_and_html_hold_the_same_numbers(store: Store) -> None:
     seed(store)
     data = report(store)
+    assert data["summary"]["records"] == 7 and data["summary"]["records_by_kind"]["licences"] == 5
+    assert {d["department"]: d["records"] for d in data["by_department"]} == {"建工科": 2, "房监科": 1, "行政审批科": 4}
+    assert data["generated_at"] == "2026-11-25T10:00:00+08:00"  # Beijing time, to the second
+    assert all("\u4e00" <= text[0] <= "\u9fff" for text in data["definitions"].values())  # 口径 in Chinese
+    late_portal = next(i for i in data["late"] if i["target"] == "portal")
+    assert late_portal["published_at"] == "2026-10-17T00:30:00+08:00"
+
     book = openpyxl.load_workbook(io.BytesIO(to_xlsx(data)))
     assert book.sheetnames == ["汇总", "按科室", "逾期未公示", "超期公示", "年度任务"]
     by_department = book["按科室"]
     headers = [c.value for c in by_department[1]]
-    assert headers[:4] == ["科室", "类别 / 目标平台", "按时公示", "超期公示"]
-    totals = {row[0]: row for row in by_department.iter_rows(min_row=2, values_only=True) if row[1] == "合计"}
-    assert totals["行政审批科"][2:5] == (5, 2, 2) and totals["行政审批科"][-1] == "55.56%"
-    assert totals["建工科"][-1] == "57.14%" and totals["房监科"][-1] == "—"
+    assert headers[:6] == ["科室", "类别 / 目标平台", "记录数", "投递数", "按时公示", "超期公示"]
+    assert headers[-2:] == ["计入投递数", "公示率"]
+    totals = {row[0].value: row for row in by_department.iter_rows(min_row=2) if row[1].value == "合计"}
+    approval = totals["行政审批科"]
+    assert [c.value for c in approval[2:7]] == [4, 16, 5, 2, 2]  # 4 records, 16 deliveries
+    assert isinstance(approval[-1].value, float) and round(approval[-1].value, 4) == 0.5556
+    assert approval[-1].number_format == "0.00%"
+    assert totals["建工科"][-1].value == 4 / 7 and totals["房监科"][-1].value == "—"
     assert by_department.column_dimensions["A"].width == 16
     assert by_department.freeze_panes == "A2"
-    overdue = list(book["逾期未公示"].iter_rows(min_row=2, values_only=True))
+    overdue = list(book["逾期未公示"].iter_rows(min_row=2))
     assert len(overdue) == 5
+    assert all(type(r[4].value) is dt.datetime and r[4].number_format == "yyyy-mm-dd" for r in overdue)
+    assert overdue[0][4].value.date() == dt.date.fromisoformat(data["overdue"][0]["decided_on"])
+    late = {(r[2].value, r[3].value): r for r in book["超期公示"].iter_rows(min_row=2)}
+    published = late[("L2", "门户网站")][6]
+    assert published.value.isoformat() == "2026-10-17T00:30:00" and published.number_format == "yyyy-mm-dd hh:mm:ss"
     quota_rows = {r[0]: r for r in book["年度任务"].iter_rows(min_row=2, values_only=True)}
     assert quota_rows["建工科"][2:4] == (1, 0) and quota_rows["建工科"][-1] == "否"
+    summary = {r[0]: r for r in book["汇总"].iter_rows(values_only=True) if r and r[0]}
+    assert summary["统计截至"][1].isoformat() == "2026-11-25T00:00:00"
+    assert summary["生成时间（北京时间）"][1].isoformat() == "2026-11-25T10:00:00"
+    assert summary["逾期未公示"][1].startswith("尚未公示")
 
     text = to_csv(data)
     assert text.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(text[3:].decode("utf-8"))))
     overall = next(r for r in rows if r[1] == "全局")
-    assert overall[4:7] == ["9", "2", "5"] and overall[-1] == "56.25%"
+    assert overall[4:8] == ["26", "9", "2", "5"] and overall[-1] == "56.25%"
 
     page = to_html(data).decode("utf-8")
-    assert 'id="rate">56.25%<' in page and "逾期未公示 (5)" in page
+    tree = lxml.html.fromstring(page)
+    assert tree.get_element_by_id("rate").text == "56.25%"
+    assert tree.get_element_by_id("generated").text == "2026-11-25 10:00:00"
+    assert tree.get_element_by_id("records").text == "7" and tree.get_element_by_id("deliveries").text == "26"
+    listed = {
+        name: [
+            [td.text_content() for td in tr.findall("td")]
+            for tr in tree.xpath(f"//table[@data-table='{name}']/tbody/tr")
+        ]
+        for name in ("overdue", "late", "quotas", "departments")
+    }
+    assert len(listed["overdue"]) == 5 and len(listed["late"]) == 2
+    assert ["行政审批科", "行政许可", "L2", "门户网站", "2026-10-09", "2026-10-16", "2026-10-17 00:30:00"] in listed[
+        "late"
+    ]
+    assert "行政处罚" in [th.text for th in tree.xpath("//table[@data-table='quotas']//th")]
+    assert listed["departments"][-1][:3] == ["行政审批科", "4", "16"]
+    bars = {b.get("data-month"): b for b in tree.xpath("//rect[@class='bar']")}
+    assert set(bars) == {"2026-09", "2026-10"}
+    assert [t.text for t in tree.xpath("//text[@class='bar-value']")] == ["0.00%", "56.25%"]
+    assert "口径" in page and "按时公示</b>：目标平台的业务受理结果" in page
+
+
+def test_an_empty_period_says_so_in_every_table(store: Store) -> None:
+    data = build_report(store, parse_period("2026-10"), as_of=AS_OF, now=NOW)
+    tree = lxml.html.fromstring(to_html(data))
+    for name in ("departments", "targets", "overdue", "late"):
+        cells = tree.xpath(f"//table[@data-table='{name}']/tbody//td")
+        assert [c.text for c in cells] == ["无"] and cells[0].get("colspan") is not None, name
+    assert tree.get_element_by_id("rate").text == "—"
+    book = openpyxl.load_workbook(io.BytesIO(to_xlsx(data)))
+    assert book["逾期未公示"]["A2"].value == "无"
+
+
+def test_the_bulletin_names_the_lagging_departments_and_their_items(store: Store) -> None:
+    seed(store)
+    data = report(store)
+    doc = docx.Document(io.BytesIO(to_docx(data)))
+    text = "\n".join(p.text for p in doc.paragraphs)
+    assert "（2026-10）" in text and "总体公示率为 56.25%" in text
+    assert "行政审批科：公示率 55.56%，超期公示 2 项，逾期未公示 2 项。" in text
+    assert "建工科：公示率 57.14%，超期公示 0 项，逾期未公示 3 项。" in text
+    assert "房监科：" not in text  # no rate: nothing counted, so not named as lagging
+    assert "尚未完成的科室：建工科、房监科、行政审批科。" in text
+    tables = [[[c.text for c in row.cells] for row in t.rows] for t in doc.tables]
+    departments = next(t for t in tables if t[0][0] == "科室" and t[0][1] == "记录数")
+    assert ["行政审批科", "4", "16", "5", "2", "2", "3", "55.56%"] in departments
+    targets = next(t for t in tables if t[0][0] == "目标平台")
+    assert len(targets) == 5
+    approval_items = next(t for t in tables if any(r[1] == "L3" for r in t))
+    assert {(r[1], r[2], r[5]) for r in approval_items[1:]} == {
+        ("L2", "信用怀化", "逾期未公示"),
+        ("L3", "门户网站", "逾期未公示"),
+        ("L2", "门户网站", "超期公示"),
+        ("L2", "信用湖南", "超期公示"),
+    }
+    quotas = next(t for t in tables if t[0][:2] == ["科室", "年度"])
+    assert "行政处罚" in quotas[0]
+    section = doc.sections[0]
+    assert (round(section.page_width.cm, 1), round(section.page_height.cm, 1)) == (21.0, 29.7)
+    assert "PAGE" in section.footer._element.xml and "第 " in section.footer.paragraphs[0].text
+    east_asian = {f.get(qn("w:eastAsia")) for f in doc.element.body.iter(qn("w:rFonts"))}
+    assert {"宋体", "仿宋"} <= east_asian
+    normal = doc.styles["Normal"].element.rPr.rFonts
+    assert normal.get(qn("w:eastAsia")) == "仿宋"
+
+
+def test_extra_sections_show_in_every_format(store: Store) -> None:
+    data = build_report(store, parse_period("2026-10"), as_of=AS_OF, now=NOW)
+    assert data["extra_sections"] == []
+    data["extra_sections"] = [
+        {"key": "joint", "title": "联合奖惩", "headers": ["措施", "次数"], "rows": [["从严审核", 3]]}
+    ]
+    assert "从严审核" in to_html(data).decode("utf-8")
+    assert openpyxl.load_workbook(io.BytesIO(to_xlsx(data)))["联合奖惩"]["A2"].value == "从严审核"
+    doc = docx.Document(io.BytesIO(to_docx(data)))
+    assert any(row.cells[0].text == "从严审核" for t in doc.tables for row in t.rows)

@@ -117,9 +117,16 @@ def test_bad_input_gets_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
 
 
 def _readme_record() -> dict[str, object]:
-    """The example licence of the README's own curl command."""
+    """The example licence of the README's own curl command, with its dates as the shell would fill them in."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
     block = _readme_block("Try it")
-    return json.loads(block.split("-d '", 1)[1].rsplit("'", 1)[0])  # type: ignore[no-any-return]
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    until = today + dt.timedelta(days=364)  # any valid end will do here
+    body = block.split("-d '{", 1)[1].rsplit("'", 1)[0]
+    body = body.replace("'\"$TODAY\"'", today.isoformat()).replace("'\"$UNTIL\"'", until.isoformat())
+    return json.loads("{" + body)  # type: ignore[no-any-return]
 
 
 def _readme_block(heading: str) -> str:
@@ -261,7 +268,7 @@ def test_report_expire_and_at_risk_commands(served: tuple[str, dict[str, str]], 
     assert made.stdout.strip() == str(out) and "公示率 0.00%" in made.stderr and "overdue 12" in made.stderr
     book = openpyxl.load_workbook(out)
     totals = {r[0]: r for r in book["按科室"].iter_rows(min_row=2, values_only=True) if r[1] == "合计"}
-    assert totals["行政审批科"][2:5] == (0, 0, 12)
+    assert totals["行政审批科"][2:7] == (3, 12, 0, 0, 12)  # 3 records, 12 deliveries: all overdue
     listed = httpx.get(f"{base}/api/v1/reports", headers=headers)
     assert listed.status_code == 403  # a source key may not read reports
 
@@ -275,7 +282,7 @@ def test_report_expire_and_at_risk_commands(served: tuple[str, dict[str, str]], 
     bad = run(["report", "--period", "2026-13", "-f", "xlsx"], env, tmp_path)
     assert bad.returncode == 1 and "is not a month" in bad.stderr
     wrong = run(["report", "--period", "2026-10", "-f", "pdf"], env, tmp_path)
-    assert wrong.returncode == 1 and "--format must be one of" in wrong.stderr
+    assert wrong.returncode == 1 and "--format must be one or more of" in wrong.stderr
 
     expired = run(["expire"], env, tmp_path)
     assert expired.returncode == 0 and "CLI-P" in expired.stdout and "公示期满 2026-06-30" in expired.stdout
@@ -288,4 +295,59 @@ def test_report_expire_and_at_risk_commands(served: tuple[str, dict[str, str]], 
     risky = run(["deliveries", "at-risk", "--workdays", "0", "--limit", "5"], env, tmp_path)
     assert risky.returncode == 0 and "5 at risk" in risky.stderr and "overdue" in risky.stdout
     for result in (made, bad, wrong, expired, risky):
+        assert "Traceback" not in result.stderr
+
+
+def test_report_stores_once_writes_each_format_and_mails_now(tmp_path: Path) -> None:
+    import sqlite3
+
+    import docx
+    import openpyxl
+
+    from tests.smtp import smtp_server
+
+    env = env_for(tmp_path)
+    assert run(["migrate"], env, tmp_path).returncode == 0
+
+    def stored() -> int:
+        with sqlite3.connect(tmp_path / "cli.db") as db:
+            return int(db.execute("SELECT count(*) FROM report_run").fetchone()[0])
+
+    out = tmp_path / "out" / "oct.xlsx"
+    out.parent.mkdir()
+    made = run(["report", "--period", "2026-10", "-f", "xlsx,html,docx", "-o", str(out)], env, tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.split() == [str(out.with_suffix(s)) for s in (".xlsx", ".html", ".docx")]
+    assert stored() == 1  # one report, three files
+    assert openpyxl.load_workbook(out)["汇总"]["A1"].value == "维度"
+    assert "信用信息公示情况通报" in [p.text for p in docx.Document(str(out.with_suffix(".docx"))).paragraphs]
+    assert run(["report", "--period", "2026-10", "-f", "json", "--no-store"], env, tmp_path).returncode == 0
+    assert stored() == 1
+
+    no_server = run(["report", "--period", "2026-10", "--email", "leader@example.org"], env, tmp_path)
+    assert no_server.returncode == 1 and "CREDIT_GATEWAY_SMTP__HOST" in no_server.stderr
+    bad = run(["report", "--period", "2026-10", "--email", "leader@example.org,nobody"], env, tmp_path)
+    assert bad.returncode == 1 and "address 2 ('nobody')" in bad.stderr
+
+    with smtp_server() as inbox:
+        mail_env = env | {
+            "CREDIT_GATEWAY_SMTP__HOST": inbox.host,
+            "CREDIT_GATEWAY_SMTP__PORT": str(inbox.port),
+            "CREDIT_GATEWAY_SMTP__FROM": "gongshi@example.org",
+        }
+        to = "leader@example.org,kaohe@example.org"
+        sent = run(["report", "--period", "2026-10", "--email", to], mail_env, tmp_path)
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout == "" and "leader@example.org: sent" in sent.stderr
+        assert len(inbox.messages) == 2
+        assert len(list(inbox.to("kaohe@example.org")[0].iter_attachments())) == 3
+        again = run(["report", "--period", "2026-10", "--email", "leader@example.org"], mail_env, tmp_path)
+        assert again.returncode == 0 and "already sent the 2026-10 report; --resend" in again.stderr
+        assert len(inbox.messages) == 2
+        resent = run(["report", "--period", "2026-10", "--email", "leader@example.org", "--resend"], mail_env, tmp_path)
+        assert resent.returncode == 0 and len(inbox.to("leader@example.org")) == 2
+        inbox.accept.clear()
+        refused = run(["report", "--period", "2026-11", "--email", "leader@example.org"], mail_env, tmp_path)
+        assert refused.returncode == 1 and "not sent yet" in refused.stderr and "451" in refused.stderr
+    for result in (made, no_server, bad, sent, again, resent, refused):
         assert "Traceback" not in result.stderr

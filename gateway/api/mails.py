@@ -1,0 +1,35 @@
+"""Report mail over HTTP (operator keys): what was sent to whom, and what is still failing.
+
+``GET /api/v1/report-mails`` lists each mail (newest first) with its state (``queued``, ``sending``,
+``retry_wait``, ``sent``, ``given_up``), attempts, last error and next try; ``GET /api/v1/report-schedules`` the
+schedules and their recipients as the gateway holds them (seeded from ``REPORT_MAIL__SCHEDULES``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from gateway.api.operations import OperatorDep, _json
+
+router = APIRouter(prefix="/api/v1", tags=["reports"])
+MailState = Literal["queued", "sending", "retry_wait", "sent", "given_up"]
+
+
+@router.get("/report-mails", summary="Report mail sent and to be sent, newest first, with errors and next try")
+async def report_mails(
+    request: Request,
+    _: OperatorDep,
+    state: MailState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    store = request.app.state.services.store
+    return _json({"items": await run_in_threadpool(lambda: store.report_mails(state=state, limit=limit))})
+
+
+@router.get("/report-schedules", summary="Scheduled reports and their recipients")
+async def report_schedules(request: Request, _: OperatorDep) -> Response:
+    return _json({"items": await run_in_threadpool(request.app.state.services.store.report_schedules)})
