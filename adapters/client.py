@@ -1,8 +1,9 @@
 """A target as the delivery engine uses it: an adapter, its authentication and the transport, wired together.
 
 This is the only place an adapter's pure plans meet the network. Transport failures (timeouts, refused
-connections, oversized replies, a token endpoint that says no) become ``Retryable`` outcomes for the items
-concerned; nothing here raises for a bad reply.
+connections, oversized replies, an exchange past its deadline, a token endpoint that says no or asks us to wait)
+become ``Retryable`` outcomes for the items concerned, with the target's Retry-After when it gave one; nothing
+here raises for a bad reply.
 """
 
 from __future__ import annotations
@@ -38,10 +39,16 @@ class TargetClient:
     def close(self) -> None:
         self.transport.client.close()
 
+    def cancel(self) -> None:
+        """End the exchanges under way with this target now (the process is stopping): they become retryable."""
+        self.transport.cancel()
+
     def send(self, exchange: Exchange) -> Reply:
-        reply = self.transport.send(self.auth.apply(exchange.request, self.now()))
-        if self.auth.should_retry(reply):  # e.g. an OAuth2 token that died early: once more with a new one
+        """One exchange under one deadline: a token fetch, the request and its retry on 401 together."""
+        with self.transport.exchange():
             reply = self.transport.send(self.auth.apply(exchange.request, self.now()))
+            if self.auth.should_retry(reply):  # e.g. an OAuth2 token that died early: once more with a new one
+                reply = self.transport.send(self.auth.apply(exchange.request, self.now()))
         return reply
 
     def deliver(self, items: Sequence[Item]) -> list[Outcome]:
@@ -65,7 +72,7 @@ class TargetClient:
         try:
             reply = self.send(exchange)
         except TransportError as exc:
-            return [Retryable(k, exc.code, exc.message) for k in exchange.keys]
+            return [Retryable(k, exc.code, exc.message, exc.retry_after) for k in exchange.keys]
         result: list[Outcome] = self.adapter.interpret(exchange, reply)
         return result
 
@@ -78,7 +85,7 @@ class TargetClient:
         try:
             reply = self.send(exchange)
         except TransportError as exc:
-            return [Retryable(k, exc.code, exc.message) for k in keys]
+            return [Retryable(k, exc.code, exc.message, exc.retry_after) for k in keys]
         result: list[Outcome] | None = adapter.interpret_results(exchange, reply, keys)
         return result
 

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
-from gateway import deadlines
+from gateway import deadlines, shutdown
 from gateway.api import health, operations, problems, records, reports, targets
 from gateway.api.auth import KeyCache
 from gateway.clock import Clock, SystemClock
@@ -67,6 +67,9 @@ def build_app(
             own_clients.update(build_clients(settings, clock))
         return own_clients
 
+    def clients_in_use() -> list[TargetClient]:
+        return list(worker.clients.values()) if worker is not None else []
+
     services.housekeeping = Housekeeping(settings, store, clock, rules, clients)
     jobs = Jobs(services.housekeeping) if settings.jobs.in_serve else None
 
@@ -77,10 +80,13 @@ def build_app(
         if jobs is not None:
             jobs.start()
         yield
-        if jobs is not None:
-            jobs.stop()
-        if worker is not None:
-            worker.stop()
+        # Jobs (reconciliation) and the worker share the targets' clients: one deadline cancels both's exchanges.
+        within = shutdown.exchange_seconds(settings.shutdown_grace_seconds, serves_http=True)
+        with shutdown.cancel_after(within, lambda: [*clients_in_use(), *own_clients.values()]):
+            if jobs is not None:
+                jobs.stop()
+            if worker is not None:
+                worker.stop()
         for client in own_clients.values():
             client.close()
         if owns_store:
