@@ -230,8 +230,8 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(default=30.0, ge=0)
     metrics_require_key: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # SIGTERM to the end of the process (gateway.shutdown): open HTTP requests get half, exchanges with targets
-    # the rest, less a second to record what was cut short; then they are cancelled whatever the target does.
+    # SIGTERM to the end of the process (gateway.shutdown): open HTTP requests get a quarter, exchanges with
+    # targets go on until half of it, then are cancelled whatever the target does; the rest is for closing up.
     shutdown_grace_seconds: float = Field(default=10.0, ge=2, le=600)
     targets: Targets = Field(default_factory=Targets)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
