@@ -9,6 +9,7 @@ here raises for a bad reply.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +17,9 @@ from adapters.auth import Auth
 from adapters.base import Adapter, Exchange, Holding, Item, Outcome, Reply, ReplyError, Retryable, TwoStageAdapter
 from adapters.transport import Transport, TransportError
 from schemas.enums import Kind
+
+_STALLED = {"timeout", "cancelled"}  # the target hangs, or we are stopping: send no more of this batch
+NOT_SENT = "not sent: an earlier request of the same batch timed out or was cancelled"
 
 
 class TargetClient:
@@ -55,17 +59,29 @@ class TargetClient:
         """Send ``items``; one outcome per item (``Received`` for two-stage platforms until results arrive).
 
         Several exchanges (the portal's one request per notice) go ``concurrency`` at a time, within the
-        transport's connection limit; order between them does not matter, each is a different record.
+        transport's connection limit; order between them does not matter, each is a different record. Once one
+        of them times out, is cut off or is cancelled, the rest of the batch is not sent (they stay retryable):
+        a hanging target costs a batch one deadline, not one per notice.
         """
         plan = self.adapter.plan(items, now=self.now())
         outcomes: list[Outcome] = list(plan.refused)
+        stalled = threading.Event()
+
+        def exchange(ex: Exchange) -> list[Outcome]:
+            if stalled.is_set():
+                return [Retryable(k, "not_sent", NOT_SENT) for k in ex.keys]
+            found = self._exchange(ex)
+            if any(isinstance(o, Retryable) and o.code in _STALLED for o in found):
+                stalled.set()
+            return found
+
         if len(plan.exchanges) > 1 and self.concurrency > 1:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"{self.name}-send") as pool:
-                for found in pool.map(self._exchange, plan.exchanges):
+                for found in pool.map(exchange, plan.exchanges):
                     outcomes += found
         else:
-            for exchange in plan.exchanges:
-                outcomes += self._exchange(exchange)
+            for ex in plan.exchanges:
+                outcomes += exchange(ex)
         return outcomes
 
     def _exchange(self, exchange: Exchange) -> list[Outcome]:

@@ -348,3 +348,21 @@ def test_a_503_with_retry_after_carries_it() -> None:
     reply = Reply(503, {"content-type": "application/json", "Retry-After": "30"}, b'{"code":"5000"}', NOW)
     outcomes = ADAPTERS["municipal"].interpret(exchange(("k1",)), reply)
     assert outcomes == [Retryable("k1", "503", 'target answered HTTP 503: {"code":"5000"}', 30.0)]
+
+
+@respx.mock
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_batch_stops_at_the_first_request_that_times_out(concurrency: int) -> None:
+    """A hanging portal costs a batch of notices one deadline, not one per notice (issue 8, defect 1)."""
+    route = respx.route(host="platform.example").mock(side_effect=httpx.ReadTimeout("trickling"))
+    transport = Transport(httpx.Client(), "https://platform.example", lambda: NOW)
+    client = TargetClient(ADAPTERS["portal"], transport, NoAuth(), lambda: NOW, concurrency=concurrency)
+    sent = [
+        Item(f"cg-{i}-v1-u-portal", f"hhzjj-{i}", Kind.LICENCE, Operation.UPSERT, 1, content(Kind.LICENCE))
+        for i in range(12)
+    ]
+    outcomes = client.deliver(sent)
+    assert len(outcomes) == 12 and all(isinstance(o, Retryable) for o in outcomes)
+    assert route.call_count <= concurrency  # only those already under way when the first one timed out
+    assert {o.code for o in outcomes} == {"timeout", "not_sent"}
+    assert sum(o.code == "timeout" for o in outcomes) == route.call_count
