@@ -191,7 +191,6 @@ def test_a_trickling_target_times_out_at_its_deadline_and_the_others_keep_publis
         assert posted.status_code == 201, posted.text
 
         first = trickling.next_connection()
-        assert deliveries(store, "national")[0].state == "in_flight"
         left = wait_for(
             events,
             lambda: (rows := deliveries(store, "national")) and rows[0].state != "in_flight" and time.monotonic(),
@@ -303,7 +302,6 @@ def test_sigterm_ends_an_exchange_stuck_on_a_trickling_target_within_the_grace_p
             with process(["worker"], env, tmp_path, ready=None) as worker:
                 stuck = trickling.next_connection(within=60)
                 took = stop_within(worker, grace)
-    assert not stuck.closed.is_set() or stuck.closed_at is not None
     assert took <= grace, f"{command} stopped {took:.2f} s after SIGTERM; its grace period is {grace} s"
     assert stuck.closed.wait(5)  # the gateway hung up on the target rather than leaving it to the kernel
     # Nothing lost: the cut-short item went back to the queue with the reason, ready for the next start.
