@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
-from gateway import deadlines, shutdown
+from gateway import deadlines
 from gateway.api import health, operations, problems, records, reports, targets
 from gateway.api.auth import KeyCache
 from gateway.clock import Clock, SystemClock
@@ -24,6 +24,7 @@ from gateway.jobs import Jobs
 from gateway.metrics import Metrics
 from gateway.services import Services
 from gateway.settings import Settings
+from gateway.shutdown import cancel_after, exchange_seconds
 from gateway.targets import build_clients
 from gateway.worker import Worker
 from outbox.database import Database
@@ -81,8 +82,8 @@ def build_app(
             jobs.start()
         yield
         # Jobs (reconciliation) and the worker share the targets' clients: one deadline cancels both's exchanges.
-        within = shutdown.exchange_seconds(settings.shutdown_grace_seconds, serves_http=True)
-        with shutdown.cancel_after(within, lambda: [*clients_in_use(), *own_clients.values()]):
+        within = exchange_seconds(settings.shutdown_grace_seconds, serves_http=True)
+        with cancel_after(within, lambda: [*clients_in_use(), *own_clients.values()]):
             if jobs is not None:
                 jobs.stop()
             if worker is not None:
