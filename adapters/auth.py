@@ -1,7 +1,9 @@
 """How each target knows it is us: request signing, OAuth2 client credentials, a static bearer token.
 
 ``apply`` returns the request ready to send; ``should_retry`` tells, after a reply, whether to send once more
-(OAuth2: a 401 ``invalid_token`` means our token died early, so fetch a new one and try again, once).
+(OAuth2: a 401 ``invalid_token`` means our token died early, so fetch a new one and try again, once). A token
+endpoint that throttles us (429) or is down (5xx) fails the exchange with its Retry-After, which the delivery and
+the target's gate then honour like a Retry-After on the data endpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Protocol
 
 from adapters.base import Reply, ReplyError, Request
 from adapters.national import National
-from adapters.replies import json_body
+from adapters.replies import json_body, retry_after
 from adapters.transport import Transport, TransportError
 
 
@@ -82,6 +84,10 @@ class ClientCredentials:
 
     def _fetch(self, now: dt.datetime) -> None:
         reply = self.transport.send(self.token_request)
+        if reply.status == 429 or reply.status >= 500:  # throttled or down: wait as long as it asks, if it says
+            wait = retry_after(reply)
+            code = "429" if reply.status == 429 else "token"  # a 429 is an answer, not an outage (gateway.gate)
+            raise TransportError(code, f"token endpoint answered HTTP {reply.status}", wait)
         try:
             body = json_body(reply)
         except ReplyError as exc:

@@ -97,8 +97,9 @@ def transient_http(keys: Sequence[str], reply: Reply, code: str | None = None) -
     if status == 429:
         wait = retry_after(reply)
         return [Retryable(k, code or "429", "throttled by the target", wait) for k in keys]
-    if status >= 500 or status == 408:
-        return [Retryable(k, code or str(status), f"target answered HTTP {status}: {_peek(reply)}") for k in keys]
+    if status >= 500 or status == 408:  # a 503 may say when to come back (RFC 9110 §10.2.3): honour it too
+        wait = retry_after(reply)
+        return [Retryable(k, code or str(status), f"target answered HTTP {status}: {_peek(reply)}", wait) for k in keys]
     if status in (401, 403):
         return [
             Retryable(k, code or str(status), f"target refused our credentials (HTTP {status}): {_peek(reply)}")

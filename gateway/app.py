@@ -25,6 +25,7 @@ from gateway.mailer import ReportMailer
 from gateway.metrics import Metrics
 from gateway.services import Services
 from gateway.settings import Settings
+from gateway.shutdown import cancel_after, exchange_seconds
 from gateway.targets import build_clients
 from gateway.worker import Worker
 from outbox.database import Database
@@ -68,6 +69,9 @@ def build_app(
             own_clients.update(build_clients(settings, clock))
         return own_clients
 
+    def clients_in_use() -> list[TargetClient]:
+        return list(worker.clients.values()) if worker is not None else []
+
     services.housekeeping = Housekeeping(settings, store, clock, rules, clients)
     services.mailer = ReportMailer(services.housekeeping, rules.calendar)
     jobs = Jobs(services.housekeeping, services.mailer) if settings.jobs.in_serve else None
@@ -79,10 +83,13 @@ def build_app(
         if jobs is not None:
             jobs.start()
         yield
-        if jobs is not None:
-            jobs.stop()
-        if worker is not None:
-            worker.stop()
+        # Jobs (reconciliation) and the worker share the targets' clients: one deadline cancels both's exchanges.
+        within = exchange_seconds(settings.shutdown_grace_seconds, serves_http=True)
+        with cancel_after(within, lambda: [*clients_in_use(), *own_clients.values()]):
+            if jobs is not None:
+                jobs.stop()
+            if worker is not None:
+                worker.stop()
         for client in own_clients.values():
             client.close()
         if owns_store:

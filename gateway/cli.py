@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import logs
+from gateway import logs, shutdown
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from outbox.errors import StoreError
@@ -104,6 +104,7 @@ def serve(
         "log_config": None,
         "access_log": False,
         "server_header": False,
+        "timeout_graceful_shutdown": shutdown.http_seconds(settings.shutdown_grace_seconds),
     }
     count = workers or settings.workers
     if count > 1 and not sandbox:  # each worker process builds its own app and engine from the same environment
@@ -175,7 +176,7 @@ def worker() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runner.start()
     stop.wait()
-    runner.stop()
+    runner.stop(within=shutdown.exchange_seconds(settings.shutdown_grace_seconds, serves_http=False))
     store.db.dispose()
 
 

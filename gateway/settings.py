@@ -42,11 +42,17 @@ class TargetSettings(BaseModel):
     base_url: str
     kinds: KindList = Field(default_factory=lambda: list(ALL_KINDS))
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # The whole exchange (connect, send, headers, body; with the municipal token fetch) must end within this;
+    # None: three times timeout_seconds. TIMEOUT_SECONDS alone bounds each read, and a trickling target never trips it.
+    exchange_deadline_seconds: float | None = Field(default=None, gt=0)
     batch_size: int = Field(default=500, ge=1, le=500)
     rate_limit_per_second: float | None = Field(default=None, gt=0)
 
     def demo_secrets(self) -> list[str]:
         return []
+
+    def exchange_deadline(self) -> float:
+        return self.exchange_deadline_seconds or 3 * self.timeout_seconds
 
 
 class NationalSettings(TargetSettings):
@@ -260,6 +266,9 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(default=30.0, ge=0)
     metrics_require_key: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # SIGTERM to the end of the process (gateway.shutdown): open HTTP requests get a quarter, exchanges with
+    # targets go on until half of it, then are cancelled whatever the target does; the rest is for closing up.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=2, le=600)
     targets: Targets = Field(default_factory=Targets)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)

@@ -15,7 +15,7 @@ from adapters.portal import Portal, PortalConfig
 from adapters.provincial import Provincial, ProvincialConfig
 from adapters.transport import Transport, make_client
 from gateway.clock import Clock
-from gateway.settings import Settings
+from gateway.settings import Settings, TargetSettings
 
 
 def build_clients(
@@ -32,7 +32,7 @@ def build_clients(
             )
         )
         clients["national"] = _client(
-            national, t.national.base_url, make(t.national.timeout_seconds), clock, lambda _: NationalSigning(national)
+            national, t.national, make(t.national.timeout_seconds), clock, lambda _: NationalSigning(national)
         )
     if t.provincial.enabled:
         provincial = Provincial(
@@ -41,7 +41,7 @@ def build_clients(
             )
         )
         clients["provincial"] = _client(
-            provincial, t.provincial.base_url, make(t.provincial.timeout_seconds), clock, lambda _: NoAuth()
+            provincial, t.provincial, make(t.provincial.timeout_seconds), clock, lambda _: NoAuth()
         )
     if t.municipal.enabled:
         municipal = Municipal(
@@ -51,7 +51,7 @@ def build_clients(
         )
         clients["municipal"] = _client(
             municipal,
-            t.municipal.base_url,
+            t.municipal,
             make(t.municipal.timeout_seconds),
             clock,
             lambda transport: ClientCredentials(transport, municipal.token_request()),
@@ -60,15 +60,15 @@ def build_clients(
         portal = Portal(PortalConfig(t.portal.token.get_secret_value(), max_items=t.portal.batch_size))
         token = t.portal.token.get_secret_value()
         clients["portal"] = _client(
-            portal, t.portal.base_url, make(t.portal.timeout_seconds), clock, lambda _: StaticBearer(token)
+            portal, t.portal, make(t.portal.timeout_seconds), clock, lambda _: StaticBearer(token)
         )
     return clients
 
 
 def _client(
-    adapter: Adapter, base_url: str, http: httpx.Client, clock: Clock, auth: Callable[[Transport], Auth]
+    adapter: Adapter, target: TargetSettings, http: httpx.Client, clock: Clock, auth: Callable[[Transport], Auth]
 ) -> TargetClient:
-    transport = Transport(http, base_url, clock.now)
+    transport = Transport(http, target.base_url, clock.now, deadline_seconds=target.exchange_deadline())
     return TargetClient(adapter, transport, auth(transport), clock.now)
 
 

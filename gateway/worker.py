@@ -4,7 +4,8 @@ Run inside ``serve`` or alone as ``credit-gateway worker`` (several of them on o
 use SKIP LOCKED). Each target has its own push job and its own gate (breaker, rate limit), so one target's outage
 never delays another's pushes. A job drains its target until nothing is due, then sleeps until its next tick
 (``push_interval_seconds``) or until ``wake`` is called: after an ingest in this process, or on a PostgreSQL
-NOTIFY from an ingest in any process. Stopping stops leasing and lets running batches finish and settle.
+NOTIFY from an ingest in any process. Stopping stops leasing and lets running batches finish and settle, within a
+time limit past which exchanges still open are cancelled (``gateway.shutdown``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from adapters.client import TargetClient
-from gateway import deadlines
+from gateway import deadlines, shutdown
 from gateway.clock import Clock
 from gateway.delivery import DeliveryEngine
 from gateway.gate import Gate
@@ -125,11 +126,19 @@ class Worker:
             "delivery worker %s started for %s", self.owner, ", ".join(self.clients), extra={"action": "worker_start"}
         )
 
-    def stop(self) -> None:
-        """Stop leasing; running batches finish and settle; then close the targets' connections."""
+    def stop(self, within: float | None = None) -> None:
+        """Stop leasing; running batches finish and settle; then close the targets' connections.
+
+        With ``within`` (seconds), exchanges still under way after that long are cancelled: their items settle as
+        retryable and go back to ``retry_wait`` (``gateway.shutdown``), so the stop ends whatever a target does.
+        """
         self._stopping.set()
         with contextlib.suppress(Exception):
-            self._scheduler.shutdown(wait=True)
+            if within is None:
+                self._scheduler.shutdown(wait=True)
+            else:
+                with shutdown.cancel_after(within, self.clients.values):
+                    self._scheduler.shutdown(wait=True)
         if self._listener is not None:
             self._listener.join(timeout=5)
         for client in self.clients.values():

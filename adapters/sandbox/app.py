@@ -394,6 +394,12 @@ def municipal_router(sb: Sandbox) -> Router:
 
     @router.post("/oauth/token")
     async def token(request: Request) -> Response:
+        faults = sb.state.faults["municipal"]
+        if faults.hit(faults.faults.token_throttle_rate):
+            wait = str(faults.faults.retry_after_seconds)
+            return _json(
+                {"error": "slow_down", "error_description": "too many token requests"}, 429, {"Retry-After": wait}
+            )
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         client, secret = form.get("client_id", ""), form.get("client_secret", "")
         if form.get("grant_type") != "client_credentials" or sb.credentials.municipal.get(client) != secret:

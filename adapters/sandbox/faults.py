@@ -33,6 +33,7 @@ class Faults(BaseModel):
     error_rate: float = Field(default=0, ge=0, le=1)  # 500 code 5000
     throttle_rate: float = Field(default=0, ge=0, le=1)  # 429 with Retry-After
     retry_after_seconds: int = Field(default=2, ge=0)
+    token_throttle_rate: float = Field(default=0, ge=0, le=1)  # municipal: its OAuth2 token endpoint answers 429
     malformed_rate: float = Field(default=0, ge=0, le=1)
     malformed_kind: MalformedKind = "html"
     duplicate_acks: bool = False  # results list every item twice

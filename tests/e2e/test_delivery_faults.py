@@ -132,6 +132,26 @@ def test_retry_after_is_honoured(
     settle_until(store, events, "municipal", lambda rows: rows[0].state == "published", worker)
 
 
+def test_a_throttling_token_endpoint_is_waited_for(
+    running: Any, store: Store, clock: ShiftableClock, source_key: str, sandbox: str
+) -> None:
+    """Issue 8 defect 5: the municipal token endpoint's 429 + Retry-After holds the delivery and the target."""
+    base, (worker, events) = running
+    faults(sandbox, "municipal", token_throttle_rate=1.0, retry_after_seconds=120)
+    httpx.post(f"{base}/api/v1/licences", json=licence(), headers=bearer(source_key))
+    [row] = settle_until(store, events, "municipal", lambda rows: rows[0].state == "retry_wait", worker)
+    assert row.last_code == "429"
+    assert row.next_attempt_at - row.updated_at >= dt.timedelta(seconds=120)  # not the 0.3 s backoff
+    status = worker.status()["municipal"]
+    assert status["held_until"] is not None and status["breaker"] == "closed"  # waiting, not down
+    faults(sandbox, "municipal")
+    worker.wake(["municipal"])
+    assert deliveries(store, "municipal")[0].state == "retry_wait"  # not before the token endpoint's Retry-After
+    assert len(attempts(store, row.id)) == 1
+    clock.advance(dt.timedelta(seconds=121))
+    settle_until(store, events, "municipal", lambda rows: rows[0].state == "published", worker)
+
+
 def test_a_rejection_is_dead_lettered_then_fixed_at_the_source(
     running: Any, store: Store, source_key: str, sandbox: str
 ) -> None:

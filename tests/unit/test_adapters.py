@@ -18,7 +18,7 @@ import pytest
 import respx
 from lxml import etree
 
-from adapters.auth import NoAuth
+from adapters.auth import ClientCredentials, NoAuth
 from adapters.base import Accepted, Exchange, Item, Operation, Received, Rejected, Reply, Request, Retryable
 from adapters.client import TargetClient
 from adapters.municipal import Municipal, MunicipalConfig
@@ -316,3 +316,53 @@ def test_transport_failures_become_retryable_outcomes() -> None:
     route.mock(return_value=httpx.Response(200, json={"accepted": [sent[0].key], "errors": []}))
     assert client.deliver(sent) == [Accepted(sent[0].key, "accepted")]
     client.close()
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("status", "headers", "code", "wait"),
+    [
+        (429, {"Retry-After": "120"}, "429", 120.0),  # throttled: an answer, not an outage
+        (503, {"Retry-After": "45"}, "token", 45.0),  # down, but says when to come back
+        (429, {}, "429", None),  # no Retry-After: the normal backoff applies
+    ],
+)
+def test_a_token_endpoint_that_asks_us_to_wait_is_honoured(
+    status: int, headers: dict[str, str], code: str, wait: float | None
+) -> None:
+    municipal = Municipal(MunicipalConfig("demo-municipal", "demo-municipal-secret"))
+    token = respx.post("https://platform.example/oauth/token").mock(
+        return_value=httpx.Response(status, headers=headers, json={"error": "slow_down"})
+    )
+    records = respx.post("https://platform.example/api/records")
+    transport = Transport(httpx.Client(), "https://platform.example", lambda: NOW)
+    client = TargetClient(municipal, transport, ClientCredentials(transport, municipal.token_request()), lambda: NOW)
+    sent = [item(Kind.LICENCE, "municipal"), item(Kind.PENALTY, "municipal")]
+    outcomes = client.deliver(sent)
+    assert outcomes == [Retryable(i.key, code, f"token endpoint answered HTTP {status}", wait) for i in sent]
+    assert (token.call_count, records.call_count) == (1, 0)  # the records were not sent without a token
+    client.close()
+
+
+def test_a_503_with_retry_after_carries_it() -> None:
+    reply = Reply(503, {"content-type": "application/json", "Retry-After": "30"}, b'{"code":"5000"}', NOW)
+    outcomes = ADAPTERS["municipal"].interpret(exchange(("k1",)), reply)
+    assert outcomes == [Retryable("k1", "503", 'target answered HTTP 503: {"code":"5000"}', 30.0)]
+
+
+@respx.mock
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_batch_stops_at_the_first_request_that_times_out(concurrency: int) -> None:
+    """A hanging portal costs a batch of notices one deadline, not one per notice (issue 8, defect 1)."""
+    route = respx.route(host="platform.example").mock(side_effect=httpx.ReadTimeout("trickling"))
+    transport = Transport(httpx.Client(), "https://platform.example", lambda: NOW)
+    client = TargetClient(ADAPTERS["portal"], transport, NoAuth(), lambda: NOW, concurrency=concurrency)
+    sent = [
+        Item(f"cg-{i}-v1-u-portal", f"hhzjj-{i}", Kind.LICENCE, Operation.UPSERT, 1, content(Kind.LICENCE))
+        for i in range(12)
+    ]
+    outcomes = client.deliver(sent)
+    assert len(outcomes) == 12 and all(isinstance(o, Retryable) for o in outcomes)
+    assert route.call_count <= concurrency  # only those already under way when the first one timed out
+    assert {o.code for o in outcomes} == {"timeout", "not_sent"}
+    assert sum(o.code == "timeout" for o in outcomes) == route.call_count

@@ -50,3 +50,20 @@ def test_production_refuses_demo_credentials(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv(f"CREDIT_GATEWAY_TARGETS__{name}", value)
     monkeypatch.setenv("CREDIT_GATEWAY_TARGETS__PORTAL__ENABLED", "false")  # a disabled target may keep its demo
     assert Settings().environment == "production"
+
+
+def test_exchange_deadline_and_shutdown_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import shutdown
+
+    monkeypatch.setenv("CREDIT_GATEWAY_TARGETS__NATIONAL__EXCHANGE_DEADLINE_SECONDS", "7.5")
+    monkeypatch.setenv("CREDIT_GATEWAY_TARGETS__PORTAL__TIMEOUT_SECONDS", "4")
+    monkeypatch.setenv("CREDIT_GATEWAY_SHUTDOWN_GRACE_SECONDS", "20")
+    settings = Settings()
+    assert settings.targets.national.exchange_deadline() == 7.5
+    assert settings.targets.portal.exchange_deadline() == 12  # three times the per-operation timeout
+    assert settings.targets.municipal.exchange_deadline() == 30
+    assert (shutdown.http_seconds(20), shutdown.exchange_seconds(20, serves_http=True)) == (5, 5)
+    assert shutdown.exchange_seconds(20, serves_http=False) == 10
+    monkeypatch.setenv("CREDIT_GATEWAY_SHUTDOWN_GRACE_SECONDS", "0.5")
+    with pytest.raises(ValidationError, match="shutdown_grace_seconds"):
+        Settings()
