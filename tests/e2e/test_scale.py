@@ -40,12 +40,12 @@ def sandbox() -> Iterator[str]:
         yield url
 
 
-def worker_env(pg_url: str, sandbox: str, batch: int) -> dict[str, str]:
+def worker_env(pg_url: str, sandbox: str, batch: int, lease_seconds: int = 2) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_GATEWAY_")}
     env |= {
         "CREDIT_GATEWAY_DATABASE_URL": pg_url,
         "CREDIT_GATEWAY_LOG_LEVEL": "WARNING",
-        "CREDIT_GATEWAY_DELIVERY__LEASE_SECONDS": "2",
+        "CREDIT_GATEWAY_DELIVERY__LEASE_SECONDS": str(lease_seconds),
         "CREDIT_GATEWAY_DELIVERY__REAP_INTERVAL_SECONDS": "0.5",
         "CREDIT_GATEWAY_DELIVERY__PUSH_INTERVAL_SECONDS": "0.5",
         "CREDIT_GATEWAY_DELIVERY__POLL_INTERVAL_SECONDS": "0.2",
@@ -131,6 +131,7 @@ def sandbox_stats(sandbox: str) -> dict[str, dict[str, Any]]:
     return {t: httpx.get(f"{sandbox}/_admin/{t}/stats").json() for t in TARGETS}
 
 
+@pytest.mark.timeout(420)  # its own waits are bounded (30 s per kill, 180 s to drain); pytest's default is shorter
 def test_workers_killed_mid_push_lose_nothing(pg_url: str, sandbox: str, tmp_path: Path) -> None:
     records = 2000
     for target, latency in (("national", 120), ("provincial", 80), ("municipal", 80), ("portal", 15)):
@@ -162,11 +163,14 @@ def test_workers_killed_mid_push_lose_nothing(pg_url: str, sandbox: str, tmp_pat
         assert found["received_items"] == found["unique_keys"] + found["duplicate_deliveries"]
 
 
+@pytest.mark.timeout(300)
 def test_three_workers_share_the_work_without_sending_anything_twice(pg_url: str, sandbox: str, tmp_path: Path) -> None:
     records = 5000
     store = Store(Database(pg_url), {Kind.LICENCE: TARGETS})
     ingest(store, records)
-    workers = Workers(worker_env(pg_url, sandbox, batch=100), tmp_path)
+    # no process dies here, so leases long enough that a busy machine's late heartbeat cannot expire one: an item
+    # leased twice then means two workers took the same row, which is what this test is about
+    workers = Workers(worker_env(pg_url, sandbox, batch=100, lease_seconds=30), tmp_path)
     try:
         for _ in range(3):
             workers.start()

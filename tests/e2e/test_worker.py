@@ -1,6 +1,6 @@
 """The delivery worker running for real (APScheduler, wake-ups, breaker) against the sandbox over loopback.
 
-Push ticks are set to 30 s, so a delivery within a second can only come from the wake-up. Waiting is event
+Push ticks are set to 30 s, so a delivery long before the first tick can only come from the wake-up. Waiting is event
 driven: the sandbox's long-poll ``/_admin/{target}/wait`` and a queue fed by the worker's ``on_settled``.
 """
 
@@ -34,6 +34,9 @@ from tests.conftest import bearer
 from tests.factories import licence
 
 TARGETS = ("national", "provincial", "municipal", "portal")
+# Push ticks are 30 s apart: a delivery well before the first tick can only come from the wake-up. A quiet machine
+# takes well under a second; the bound leaves room for a loaded one without letting a tick pass for a wake-up.
+WOKEN_WITHIN = 10.0
 
 
 @pytest.fixture
@@ -89,7 +92,7 @@ def test_a_posted_record_is_pushed_within_a_second_and_published(
         assert httpx.post(f"{base}/api/v1/licences", json=licence(), headers=bearer(source_key)).status_code == 201
         for target in TARGETS:
             wait(sandbox, target, unique_keys=1)
-        assert time.monotonic() - started < 1.0, "the ingest did not wake the push loop"
+        assert time.monotonic() - started < WOKEN_WITHIN, "the ingest did not wake the push loop"
         until_settled(events, store, lambda counts: counts == {"published": 4})
         status = httpx.get(
             f"{base}/api/v1/targets",
@@ -195,7 +198,7 @@ def test_ingest_in_another_process_wakes_the_worker_through_postgres(pg_template
             now=clock.now(),
         )
         wait(sandbox, "municipal", unique_keys=1)
-        assert time.monotonic() - started < 1.0, "NOTIFY did not wake the worker"
+        assert time.monotonic() - started < WOKEN_WITHIN, "NOTIFY did not wake the worker"
     finally:
         worker.stop()
         worker_store.db.dispose()
