@@ -450,7 +450,8 @@ def report(
     rate = "no rate (nothing counted)" if total["rate"] is None else f"{total['rate'] * 100:.2f}%"
     err.print(
         f"{chosen.label}: 公示率 {rate}; on time {total['on_time']}, late {total['late']}, overdue {total['overdue']}, "
-        f"pending {total['pending']}" + (f"; stored as report {report_id}" if report_id else "")
+        f"pending {total['pending']}; provisional due dates {total['provisional']}, imported records "
+        f"{data['imported']}" + (f"; stored as report {report_id}" if report_id else "")
     )
     typer.echo(str(target))
 
@@ -510,10 +511,19 @@ def expire() -> None:
     with _store_errors():
         housekeeping = _housekeeping(_settings())
         filled = housekeeping.refresh_due_dates()
+        recomputed = housekeeping.recompute_provisional(actor=_actor())
         done = housekeeping.expire(actor=_actor())
     for item in done:
         typer.echo(f"{item['kind']}\t{item['source_id']}\t{item['note']}")
-    err.print(f"{len(done)} record(s) withdrawn; {filled} due date(s) filled in")
+    for c in recomputed:
+        err.print(
+            f"due date {c['kind']} {c['source_id']} {c['target']}: {c['from'].isoformat()} → {c['to'].isoformat()} "
+            f"({c['basis']})"
+        )
+    err.print(
+        f"{len(done)} record(s) withdrawn; {filled} due date(s) filled in; "
+        f"{len(recomputed)} provisional due date(s) recomputed"
+    )
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ def record_view(conn: Connection, kind: Kind, source_id: str, source_system: str
         "kind": rec.kind,
         "version": rec.current_version,
         "decided_on": rec.decided_on.isoformat(),
+        "origin": rec.origin,
         "record": current,
         "versions": [
             {"version": v.version, "content_hash": v.content_hash, "received_at": v.received_at.isoformat()}
@@ -83,6 +84,7 @@ def _deliveries(conn: Connection, record_id: int) -> list[dict[str, Any]]:
             "state": r.state,
             "idempotency_key": r.idempotency_key,
             "due_date": r.due_date.isoformat() if r.due_date else None,
+            "due_date_basis": r.due_date_basis,
             "published_at": r.published_at.isoformat() if r.published_at else None,
             "last_code": r.last_code,
             "last_message": r.last_message,

@@ -27,6 +27,11 @@ DEFINITIONS = {
     "not_applicable": "不计: withdrawn before the due date without having been published. Not counted.",
     "unknown": "无法计算: no due date, because the working-day calendar lacks the year. Shown, not counted.",
     "rate": "公示率 = on time / (on time + late + overdue). A period with nothing counted has no rate (not 100%).",
+    "provisional": (
+        "暂定期限: the due date was counted before the year's 放假安排 was published (statutory holidays and "
+        "weekends, without make-up working days); judged like the others and recomputed when the schedule arrives."
+    ),
+    "imported": "存量导入: records that came by `credit-gateway import` (the archive), not from a source system's API.",
     "quota": "年度任务: each department pushes at least one red-list and one black-list change a year.",
 }
 
@@ -80,6 +85,7 @@ def build_report(
     overdue, late = listed["overdue"], listed["late"]
     progress("overdue and late")
     quotas = store.quotas(year=period.year, departments=departments)
+    imported = store.imported(decided_from=period.start, decided_to=period.end)
     progress("quotas")
 
     total = Counts()
@@ -108,6 +114,7 @@ def build_report(
             "by_target": _total(groups, lambda g: g.target),
             "by_kind": _total(groups, lambda g: g.kind),
         },
+        "imported": imported,
         "by_department": by_department,
         "groups": [
             {"target": g.target, "kind": g.kind, "department": g.department, **g.counts.as_dict()} for g in groups

@@ -215,6 +215,7 @@ th {{ background: #1f4e79; color: #fff; }} td:first-child {{ text-align: left; }
 <p class="rate" id="rate">{percent(total["rate"])}</p>
 <p>按时 {total["on_time"]} · 超期 {total["late"]} · 逾期 {total["overdue"]} ·
 待公示 {total["pending"]} (不计入)</p>
+<p id="provisional">暂定期限 {total.get("provisional", 0)} · 存量导入 {report.get("imported", 0)}</p>
 <h2>公示率趋势</h2>{_chart(report["trend"])}
 <h2>按科室</h2>{_table(["科室", *COUNT_HEADERS], departments)}
 <h2>按目标平台</h2>{_table(["目标平台", *COUNT_HEADERS], targets)}
