@@ -92,3 +92,20 @@ def _deliveries(conn: Connection, record_id: int) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def known_hashes(
+    conn: Connection, source_system: str, kind: Kind, source_ids: list[str]
+) -> dict[str, tuple[str, bool]]:
+    """source_id → (content hash of the current version, withdrawn) for the records that exist: what an ingest of
+    these ids would find, for a dry run that must say what it would do without writing."""
+    if not source_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(record.c.source_id, record.c.content_hash, record.c.withdrawn_at).where(
+            record.c.source_system == source_system,
+            record.c.kind == kind.value,
+            record.c.source_id.in_(source_ids),
+        )
+    )
+    return {r.source_id: (r.content_hash, r.withdrawn_at is not None) for r in rows}
