@@ -46,7 +46,7 @@ COMPANIES = [make_uscc(f"91431200MA4L{i:05d}") for i in range(50)] + [COMPANY]
 # (header, bad value, the rule the errors file must name)
 FAULTS: list[tuple[str, Any, str]] = [
     ("行政相对人代码_1(统一社会信用代码)", with_wrong_check_digit(COMPANY), "invalid_uscc"),
-    ("许可内容", None, "missing"),
+    ("许可内容", None, "required"),
     ("许可类别", "普普", "unknown_value"),
     ("有效期至", "2024/01/01", "date_order"),
     ("许可决定日期", "2026/13/01", "invalid_date"),
@@ -65,11 +65,15 @@ def fault_of(index: int) -> tuple[str, Any, str]:
     return FAULTS[(index - BAD_FROM) // BAD_EVERY % len(FAULTS)]
 
 
+def decided_on(index: int) -> dt.date:
+    return dt.date(2025, 1, 2) + dt.timedelta(days=index % 600)
+
+
 def rows(n: int, prefix: str = "XK-IMP", *, date_cells: bool = True) -> Iterator[list[Any]]:
     """``n`` data rows; with ``date_cells`` the decision dates are date values (XLSX cells), else ``YYYY/MM/DD``."""
     bad = set(bad_rows(n))
     for i in range(n):
-        decided = dt.date(2025, 1, 2) + dt.timedelta(days=i % 600)
+        decided = decided_on(i)
         until = dt.date(2099, 12, 31) if i % 7 == 0 else decided + dt.timedelta(days=365)
         row: dict[str, Any] = {
             "业务编号": f"{prefix}-{i:06d}",

@@ -11,13 +11,17 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-from collections.abc import Iterator, Sequence
+import multiprocessing
+import queue
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
 Format = Literal["xlsx", "csv"]
 _CHUNK = 1 << 20
+Rows = list[tuple[int, list[Any]]]
+READ_AHEAD = 4  # chunks the reader process may be ahead: memory stays flat on any file size
 
 
 class FileError(ValueError):
@@ -64,11 +68,12 @@ class Sheet:
         self._close()
 
 
-def open_sheet(path: Path) -> Sheet:
+def open_sheet(path: Path, *, count: bool = True) -> Sheet:
+    """Open a sheet; ``count`` False skips counting a CSV's records (a pass over the file) for the progress bar."""
     try:
         if format_of(path) == "xlsx":
             return _open_xlsx(path)
-        return _open_csv(path)
+        return _open_csv(path, count)
     except OSError as exc:
         raise FileError(f"{path}: {exc.strerror or exc}") from None
 
@@ -99,9 +104,9 @@ def _open_xlsx(path: Path) -> Sheet:
     return Sheet("xlsx", None, list(header), total, data(), book.close)
 
 
-def _open_csv(path: Path) -> Sheet:
+def _open_csv(path: Path, count: bool) -> Sheet:
     encoding = detect_encoding(path)
-    total = _count_records(path, encoding)
+    total = _count_records(path, encoding) if count else None
     handle: IO[str] = path.open(encoding=encoding, newline="")
     reader = csv.reader(handle)
     header = next(reader, None)
@@ -114,12 +119,62 @@ def _open_csv(path: Path) -> Sheet:
             if any(v.strip() for v in values):
                 yield reader.line_num, list(values)
 
-    return Sheet("csv", encoding, header, max(total - 1, 0), data(), handle.close)
+    return Sheet("csv", encoding, header, None if total is None else max(total - 1, 0), data(), handle.close)
 
 
 def _count_records(path: Path, encoding: str) -> int:
     with path.open(encoding=encoding, newline="") as handle:
         return sum(1 for _ in csv.reader(handle))
+
+
+def _read_chunks(path: str, size: int, out: Any) -> None:
+    """The reader process: parse the sheet and hand its rows over in chunks; None at the end, or the error."""
+    try:
+        sheet = open_sheet(Path(path), count=False)
+        try:
+            chunk: Rows = []
+            for item in sheet.rows:
+                chunk.append(item)
+                if len(chunk) >= size:
+                    out.put(chunk)
+                    chunk = []
+            if chunk:
+                out.put(chunk)
+        finally:
+            sheet.close()
+        out.put(None)
+    except Exception as exc:  # handed to the importing process, which reports it
+        out.put(f"{type(exc).__name__}: {exc}")
+
+
+def rows_in_background(path: Path, size: int) -> Generator[Rows, None, None]:
+    """The sheet's data rows in chunks, parsed by a process of their own.
+
+    Parsing XLSX is pure-Python work as heavy as storing the rows, and both need the interpreter: in one process
+    (threads included: the GIL) their times add up, in two they overlap. The child is spawned, not forked, so it
+    inherits no connection, lock or thread of this process."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue(maxsize=READ_AHEAD)
+    reader = context.Process(target=_read_chunks, args=(str(path), size, out), name="import-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            try:
+                item = out.get(timeout=1.0)
+            except queue.Empty:
+                if not reader.is_alive():
+                    raise FileError(f"{path.name}: the reader process ended without finishing") from None
+                continue
+            if item is None:
+                return
+            if isinstance(item, str):
+                raise FileError(f"{path.name}: {item}")
+            yield item
+    finally:
+        if reader.is_alive():
+            reader.terminate()
+        reader.join()
+        out.close()
 
 
 class ErrorsFile:

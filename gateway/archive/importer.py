@@ -10,9 +10,8 @@ them is stored. A dry run does everything but write: it reads the store to say w
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import queue
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,6 @@ from schemas.errors import FieldError
 from schemas.validation import Canonical, validate
 
 BATCH = 500
-QUEUED_BATCHES = 2  # read ahead at most this many batches: memory stays flat on any file size
-HAND_OVER_SECONDS = 0.5  # how often a blocked reader looks whether the storing side gave up
 WITHDRAWN = FieldError("source_id", "record_withdrawn", "the record was withdrawn and takes no new content")
 
 
@@ -82,11 +79,8 @@ class Importer:
         progress: Callable[[int], None] = _none,
     ) -> Outcome:
         """Import ``path``; raises ``files.FileError`` or ``columns.HeaderError`` before storing anything when
-        the file or its header row cannot be read.
-
-        Reading the spreadsheet and validating its rows (a reader thread) overlaps with storing the previous
-        batch (this thread): parsing XLSX costs about as much as the batch ingest, and the database's own work
-        (and PostgreSQL's round trips) runs without the interpreter lock."""
+        the file or its header row cannot be read. The sheet is parsed by a reader process
+        (``files.rows_in_background``) while this one validates and stores the rows before."""
         sheet = files.open_sheet(path)
         try:
             layout = columns.layout(kind, sheet.headers)
@@ -95,7 +89,7 @@ class Importer:
             run = _Run(self, kind, source_system, layout, outcome, dry_run)
             errors_path = errors_out or default_errors_path(path)
             try:
-                run.pipeline(sheet, progress)
+                run.pipeline(path, progress)
             finally:
                 run.write_errors(sheet, errors_path)
             outcome.errors_file = errors_path if run.failures else None
@@ -120,8 +114,7 @@ class Importer:
 
 
 class _Run:
-    """One pass over a file. The reader side owns ``seen`` and the rows it rejects; the store side owns the
-    batch results; ``failures`` is appended to by both (list appends are atomic) and sorted at the end."""
+    """One pass over a file: the source_ids seen so far, the counts, the rejected rows."""
 
     def __init__(
         self, importer: Importer, kind: Kind, source_system: str, layout: columns.Layout, outcome: Outcome, dry: bool
@@ -131,63 +124,22 @@ class _Run:
         self.today: dt.date = local_date(importer.clock)
         self.seen: dict[str, tuple[str, int]] = {}  # source_id → (content hash, row number) of its first row
         self.failures: list[tuple[int, list[Any], str]] = []
-        self.read_rejected = self.read_unchanged = 0  # counted by the reader thread
 
-    # -- the pipeline ------------------------------------------------------------------------------------
-
-    def pipeline(self, sheet: files.Sheet, progress: Callable[[int], None]) -> None:
-        batches: queue.Queue[tuple[list[_Row], int] | BaseException | None] = queue.Queue(maxsize=QUEUED_BATCHES)
-        stop = threading.Event()
-        reader = threading.Thread(target=self._read, args=(sheet, batches, stop), name="import-reader", daemon=True)
-        reader.start()
-        try:
-            while (item := batches.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                batch, rows = item
-                self.store(batch)
-                progress(rows)
-        finally:
-            stop.set()
-            reader.join()
-        self.outcome.rejected += self.read_rejected
-        self.outcome.unchanged += self.read_unchanged
-
-    def _read(
-        self,
-        sheet: files.Sheet,
-        batches: queue.Queue[tuple[list[_Row], int] | BaseException | None],
-        stop: threading.Event,
-    ) -> None:
-        def hand_over(item: tuple[list[_Row], int] | BaseException | None) -> bool:
-            while not stop.is_set():
-                try:
-                    batches.put(item, timeout=HAND_OVER_SECONDS)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        batch: list[_Row] = []
-        rows = 0
-        try:
-            for number, values in sheet.rows:
-                if stop.is_set():  # the storing side failed: stop reading
-                    return
-                rows += 1
-                self.outcome.rows += 1
-                found = self.row(number, values)
-                if found is not None:
-                    batch.append(found)
+    def pipeline(self, path: Path, progress: Callable[[int], None]) -> None:
+        """Rows arrive parsed from the reader process; they are mapped, validated and stored here."""
+        with contextlib.closing(files.rows_in_background(path, self.importer.batch_size)) as chunks:
+            batch: list[_Row] = []
+            for chunk in chunks:
+                for number, values in chunk:
+                    self.outcome.rows += 1
+                    found = self.row(number, values)
+                    if found is not None:
+                        batch.append(found)
                 if len(batch) >= self.importer.batch_size:
-                    if not hand_over((batch, rows)):
-                        return
-                    batch, rows = [], 0
-            if (batch or rows) and not hand_over((batch, rows)):
-                return
-            hand_over(None)
-        except BaseException as exc:  # handed to the storing thread, which raises it
-            hand_over(exc)
+                    self.store(batch)
+                    batch = []
+                progress(len(chunk))
+            self.store(batch)
 
     # -- reader side -------------------------------------------------------------------------------------
 
@@ -195,17 +147,17 @@ class _Run:
         data = columns.to_record(self.kind, self.layout, values)
         result = validate(self.kind, data, today=self.today)
         if not isinstance(result, Canonical):
-            self.read_rejected += 1
+            self.outcome.rejected += 1
             self.reject(number, values, result)
             return None
         sid, digest = result.source_id, result.content_hash
         first = self.seen.get(sid)
         if first is not None:
             if first[0] == digest:
-                self.read_unchanged += 1  # the same record twice in the file
+                self.outcome.unchanged += 1  # the same record twice in the file
             else:
                 message = f"{sid!r} is already at row {first[1]} with other content; keep one version per file"
-                self.read_rejected += 1
+                self.outcome.rejected += 1
                 self.reject(number, values, [FieldError("source_id", "duplicate_source_id", message)])
             return None
         self.seen[sid] = (digest, number)
