@@ -9,8 +9,10 @@ process on the same database so that each peak RSS is its own:
 2. ``xlsx`` and ``csv``: ``Importer.run`` (what ``credit-gateway import`` calls) on each file, timed whole:
    reading, mapping, validation, storing, the errors file.
 
-It prints rows/s for each, the import's share of the batch-ingest rate (goal: at least 70 %), and each child's
-peak RSS (VmHWM). Each phase writes under its own source system, so every phase stores all its rows.
+It prints rows/s for each (best of ``--repeat`` alternating runs), the import's share of the batch-ingest rate
+(stored rows/s; goal: at least 70 %), the CPU seconds each spent (the XLSX reader process included) and each
+child's peak RSS (VmHWM). Each run writes under its own source system, so every run stores all its rows. The
+load average is printed too: on a shared machine wall-clock shares follow CPU contention, the CPU column does not.
 
 Usage: python bench/import.py [--rows 10000] [--only sqlite|postgres] [--pg postgresql://postgres@127.0.0.1/test]
 """
@@ -21,6 +23,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,7 +49,13 @@ def _store(db_url: str) -> Any:
     return make_store(Settings(database_url=db_url))
 
 
-def phase_batch(db_url: str, csv_path: Path) -> dict[str, Any]:
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the XLSX reader process)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def phase_batch(db_url: str, csv_path: Path, source: str) -> dict[str, Any]:
     """The same rows through the batch ingest, without the file: mapped and validated before timing."""
     from gateway.archive import columns, files
     from gateway.clock import SystemClock, local_date
@@ -66,19 +75,19 @@ def phase_batch(db_url: str, csv_path: Path) -> dict[str, Any]:
             items[result.source_id] = Incoming(result, data)
     sheet.close()
     rows = list(items.values())
-    actor, start = Actor("bench", "operator"), time.perf_counter()
+    actor, start, cpu = Actor("bench", "operator"), time.perf_counter(), _cpu()
     for i in range(0, len(rows), 500):
         store.ingest(
-            source_system="bench-batch",
+            source_system=source,
             kind=Kind.LICENCE,
             items=rows[i : i + 500],
             actor=actor,
             now=dt.datetime.now(dt.UTC),
             origin="import",
         )
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu() - cpu
     store.db.dispose()
-    return {"rows": len(rows), "stored": len(rows), "seconds": seconds}
+    return {"rows": len(rows), "stored": len(rows), "seconds": seconds, "cpu": cpu}
 
 
 def phase_import(db_url: str, path: Path, source: str) -> dict[str, Any]:
@@ -87,27 +96,33 @@ def phase_import(db_url: str, path: Path, source: str) -> dict[str, Any]:
     from schemas.enums import Kind
 
     store = _store(db_url)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     outcome = Importer(store, SystemClock()).run(
         path, kind=Kind.LICENCE, source_system=source, errors_out=path.with_name(f"{source}.errors{path.suffix}")
     )
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu() - cpu
     store.db.dispose()
-    return {"rows": outcome.rows, "stored": outcome.imported, "rejected": outcome.rejected, "seconds": seconds}
+    return {
+        "rows": outcome.rows,
+        "stored": outcome.imported,
+        "rejected": outcome.rejected,
+        "seconds": seconds,
+        "cpu": cpu,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
     if args.phase == "batch":
-        result = phase_batch(args.db, Path(args.file))
+        result = phase_batch(args.db, Path(args.file), args.source)
     else:
-        result = phase_import(args.db, Path(args.file), f"bench-{args.phase}")
+        result = phase_import(args.db, Path(args.file), args.source)
     result["rss"] = peak_rss_mb(os.getpid())
     print(json.dumps(result))
 
 
-def run_phase(phase: str, db_url: str, path: Path) -> dict[str, Any]:
+def run_phase(phase: str, db_url: str, path: Path, source: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", phase, "--db", db_url, "--file", str(path)],
+        [sys.executable, __file__, "--child", phase, "--db", db_url, "--file", str(path), "--source", source],
         check=True,
         capture_output=True,
         text=True,
@@ -143,6 +158,8 @@ def main() -> None:
     parser.add_argument("--child", choices=["batch", "xlsx", "csv"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--source", help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each phase, alternating; the best counts")
     args = parser.parse_args()
     if args.child:
         args.phase = args.child
@@ -153,7 +170,11 @@ def main() -> None:
         xlsx = archive.write_xlsx(workdir / "archive.xlsx", args.rows)
         csv_file = archive.write_csv(workdir / "archive.csv", args.rows)
         print(f"{args.rows} rows ({len(archive.bad_rows(args.rows))} bad) as XLSX and GB18030 CSV")
-        print(f"{'db':10} {'phase':8} {'rows/s':>9} {'share':>7} {'stored':>7} {'seconds':>8} {'peak RSS':>9}")
+        print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+        print(
+            f"{'db':10} {'phase':6} {'rows/s':>8} {'share':>6} {'stored':>7} {'seconds':>8} {'CPU s':>6} "
+            f"{'peak RSS':>9}"
+        )
         for label, url, drop in backends(args.only, args.pg, workdir):
             try:
                 from gateway.app import make_store
@@ -162,22 +183,23 @@ def main() -> None:
                 store = make_store(Settings(database_url=url))
                 store.migrate()
                 store.db.dispose()
-                base = run_phase("batch", url, csv_file)
-                base_rate = base["stored"] / base["seconds"]
-                print(
-                    f"{label:10} {'batch':8} {base_rate:9.0f} {'100%':>7} {base['stored']:7d} "
-                    f"{base['seconds']:8.2f} {base['rss']:7.0f}MB"
-                )
-                for phase, path in (("xlsx", xlsx), ("csv", csv_file)):
-                    got = run_phase(phase, url, path)
-                    rate = got["rows"] / got["seconds"]
-                    stored_rate = got["stored"] / got["seconds"]
+                best: dict[str, dict[str, Any]] = {}
+                for attempt in range(args.repeat):  # alternate, so load changes hit every phase alike
+                    for phase, path in (("batch", csv_file), ("xlsx", xlsx), ("csv", csv_file)):
+                        got = run_phase(phase, url, path, f"bench-{phase}-{attempt}")
+                        if phase not in best or got["seconds"] < best[phase]["seconds"]:
+                            best[phase] = got
+                base_rate = best["batch"]["stored"] / best["batch"]["seconds"]
+                for phase in ("batch", "xlsx", "csv"):
+                    got = best[phase]
+                    rate = got["stored"] / got["seconds"]
                     print(
-                        f"{label:10} {phase:8} {rate:9.0f} {stored_rate / base_rate:7.0%} {got['stored']:7d} "
-                        f"{got['seconds']:8.2f} {got['rss']:7.0f}MB"
+                        f"{label:10} {phase:6} {got['rows'] / got['seconds']:8.0f} {rate / base_rate:6.0%} "
+                        f"{got['stored']:7d} {got['seconds']:8.2f} {got['cpu']:6.1f} {got['rss']:7.0f}MB"
                     )
             finally:
                 drop()
+        print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("share: stored rows/s of the import over the batch ingest's stored rows/s (goal ≥ 70%)")
 
 

@@ -78,6 +78,9 @@ class WorkCalendar:
     package_years: range = field(default_factory=_package_years)
     provisional: bool = True  # count later years on their statutory holidays (marked provisional)
     _estimates: dict[int, YearSchedule] = field(default_factory=dict, repr=False)
+    # Answers per day: chinese-calendar checks each date against its whole table (a min and a max over every
+    # holiday it knows), which made due dates the slowest part of a large batch; a year has 365 answers.
+    _days: dict[dt.date, bool] = field(default_factory=dict, repr=False)
 
     def knows(self, year: int) -> bool:
         """Whether the year's official schedule is known (package or override table)."""
@@ -94,12 +97,19 @@ class WorkCalendar:
     def replace_overrides(self, overrides: dict[int, YearSchedule]) -> None:
         """Take a re-read override table (a year's official schedule arrived) without a restart."""
         self.overrides = dict(overrides)
+        self._days.clear()
 
     @property
     def years(self) -> list[int]:
         return sorted(set(self.package_years) | set(self.overrides))
 
     def is_workday(self, day: dt.date) -> bool:
+        known = self._days.get(day)
+        if known is None:
+            known = self._days[day] = self._is_workday(day)
+        return known
+
+    def _is_workday(self, day: dt.date) -> bool:
         schedule = self.overrides.get(day.year)
         if schedule is not None:
             if day in schedule.workdays:

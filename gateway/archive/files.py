@@ -11,8 +11,9 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import multiprocessing
-import queue
+import pickle
+import subprocess
+import sys
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from typing import IO, Any, Literal
 Format = Literal["xlsx", "csv"]
 _CHUNK = 1 << 20
 Rows = list[tuple[int, list[Any]]]
-READ_AHEAD = 4  # chunks the reader process may be ahead: memory stays flat on any file size
 
 
 class FileError(ValueError):
@@ -127,54 +127,45 @@ def _count_records(path: Path, encoding: str) -> int:
         return sum(1 for _ in csv.reader(handle))
 
 
-def _read_chunks(path: str, size: int, out: Any) -> None:
-    """The reader process: parse the sheet and hand its rows over in chunks; None at the end, or the error."""
-    try:
-        sheet = open_sheet(Path(path), count=False)
+def rows_in_chunks(path: Path, size: int) -> Generator[Rows, None, None]:
+    """The sheet's data rows in chunks of ``size``.
+
+    An XLSX is parsed by a process of its own (``gateway.archive.reader``): parsing it is pure-Python work about
+    as heavy as storing the rows, and in one process (threads included: the GIL) their times add up, while in two
+    they overlap. A CSV parses in C, faster than a second process could hand it over, so it is read here."""
+    if format_of(path) == "csv":
+        sheet = open_sheet(path, count=False)
         try:
             chunk: Rows = []
             for item in sheet.rows:
                 chunk.append(item)
                 if len(chunk) >= size:
-                    out.put(chunk)
+                    yield chunk
                     chunk = []
             if chunk:
-                out.put(chunk)
+                yield chunk
         finally:
             sheet.close()
-        out.put(None)
-    except Exception as exc:  # handed to the importing process, which reports it
-        out.put(f"{type(exc).__name__}: {exc}")
-
-
-def rows_in_background(path: Path, size: int) -> Generator[Rows, None, None]:
-    """The sheet's data rows in chunks, parsed by a process of their own.
-
-    Parsing XLSX is pure-Python work as heavy as storing the rows, and both need the interpreter: in one process
-    (threads included: the GIL) their times add up, in two they overlap. The child is spawned, not forked, so it
-    inherits no connection, lock or thread of this process."""
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue(maxsize=READ_AHEAD)
-    reader = context.Process(target=_read_chunks, args=(str(path), size, out), name="import-reader", daemon=True)
-    reader.start()
+        return
+    command = [sys.executable, "-m", "gateway.archive.reader", str(path), str(size)]
+    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert reader.stdout is not None
     try:
         while True:
             try:
-                item = out.get(timeout=1.0)
-            except queue.Empty:
-                if not reader.is_alive():
-                    raise FileError(f"{path.name}: the reader process ended without finishing") from None
-                continue
+                item = pickle.load(reader.stdout)  # our own child's output, never a file's bytes
+            except EOFError:
+                raise FileError(f"{path.name}: the reader process ended without finishing") from None
             if item is None:
                 return
             if isinstance(item, str):
                 raise FileError(f"{path.name}: {item}")
             yield item
     finally:
-        if reader.is_alive():
+        if reader.poll() is None:
             reader.terminate()
-        reader.join()
-        out.close()
+        reader.stdout.close()
+        reader.wait()
 
 
 class ErrorsFile:

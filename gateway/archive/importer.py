@@ -79,8 +79,8 @@ class Importer:
         progress: Callable[[int], None] = _none,
     ) -> Outcome:
         """Import ``path``; raises ``files.FileError`` or ``columns.HeaderError`` before storing anything when
-        the file or its header row cannot be read. The sheet is parsed by a reader process
-        (``files.rows_in_background``) while this one validates and stores the rows before."""
+        the file or its header row cannot be read. An XLSX is parsed by a reader process (``files.rows_in_chunks``)
+        while this one validates and stores the rows before."""
         sheet = files.open_sheet(path)
         try:
             layout = columns.layout(kind, sheet.headers)
@@ -127,7 +127,7 @@ class _Run:
 
     def pipeline(self, path: Path, progress: Callable[[int], None]) -> None:
         """Rows arrive parsed from the reader process; they are mapped, validated and stored here."""
-        with contextlib.closing(files.rows_in_background(path, self.importer.batch_size)) as chunks:
+        with contextlib.closing(files.rows_in_chunks(path, self.importer.batch_size)) as chunks:
             batch: list[_Row] = []
             for chunk in chunks:
                 for number, values in chunk:
