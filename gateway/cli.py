@@ -477,7 +477,7 @@ def deliveries_at_risk(
         table.add_row(
             *_delivery_cells(d),
             d["state"],
-            d["due_date"].isoformat(),
+            d["due_date"].isoformat() + (" 暂定" if d.get("due_date_basis") == "provisional" else ""),
             left,
             d["last_code"] or "",
         )

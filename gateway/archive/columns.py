@@ -180,9 +180,7 @@ class Layout:
         """The file's own column name for a canonical field path (for the errors file's 错误原因)."""
         path = field.split("[", 1)[0]
         for header, target in zip(self.headers, self.fields, strict=True):
-            if target == path or (
-                target == "counterpart.code" and path in ("counterpart.uscc", "counterpart.id_number")
-            ):
+            if target == path or (target == "counterpart.code" and path in _CODE_FIELDS):
                 return header
             if target in _ID_TYPES and _ID_TYPES[target] == path:
                 return header
