@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -21,6 +22,7 @@ from outbox.ingest import Actor, Incoming
 from outbox.store import Store
 from schemas.enums import Kind
 from schemas.validation import Canonical, validate
+from tests.conftest import bearer
 from tests.factories import licence
 
 SOURCE = Actor("approval-system", "source")
@@ -123,3 +125,21 @@ def test_a_december_licence_gets_a_provisional_due_date_that_the_official_schedu
     # A second run finds nothing provisional left.
     assert housekeeping.recompute_provisional() == []
     assert housekeeping.compute_report(parse_period("2026-12"))["summary"]["total"]["provisional"] == 0
+
+
+def test_the_api_shows_the_basis_and_the_at_risk_view_answers_across_the_year(
+    client: httpx.Client, clock: ManualClock, source_key: str, operator_key: str
+) -> None:
+    clock.set(DECEMBER_11)
+    data = licence("PV-API", decision_date="2026-12-10", valid_from="2026-12-10")
+    assert client.post("/api/v1/licences", json=data, headers=bearer(source_key)).status_code == 201
+    view = client.get("/api/v1/licences/PV-API", headers=bearer(source_key)).json()
+    assert {d["target"]: (d["due_date"], d["due_date_basis"]) for d in view["deliveries"]} == {
+        "national": ("2027-01-08", "provisional"),
+        "provincial": ("2027-01-08", "provisional"),
+        "municipal": ("2027-01-08", "provisional"),
+        "portal": ("2026-12-17", "official"),
+    }
+    risk = client.get("/api/v1/deliveries/at-risk", params={"workdays": 20}, headers=bearer(operator_key))
+    assert risk.status_code == 200, risk.text  # no longer 409 calendar-missing
+    assert risk.json()["horizon_basis"] == "provisional" and len(risk.json()["items"]) == 4
