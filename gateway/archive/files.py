@@ -11,17 +11,13 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import pickle
-import subprocess
-import sys
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
 Format = Literal["xlsx", "csv"]
 _CHUNK = 1 << 20
-Rows = list[tuple[int, list[Any]]]
 
 
 class FileError(ValueError):
@@ -125,47 +121,6 @@ def _open_csv(path: Path, count: bool) -> Sheet:
 def _count_records(path: Path, encoding: str) -> int:
     with path.open(encoding=encoding, newline="") as handle:
         return sum(1 for _ in csv.reader(handle))
-
-
-def rows_in_chunks(path: Path, size: int) -> Generator[Rows, None, None]:
-    """The sheet's data rows in chunks of ``size``.
-
-    An XLSX is parsed by a process of its own (``gateway.archive.reader``): parsing it is pure-Python work about
-    as heavy as storing the rows, and in one process (threads included: the GIL) their times add up, while in two
-    they overlap. A CSV parses in C, faster than a second process could hand it over, so it is read here."""
-    if format_of(path) == "csv":
-        sheet = open_sheet(path, count=False)
-        try:
-            chunk: Rows = []
-            for item in sheet.rows:
-                chunk.append(item)
-                if len(chunk) >= size:
-                    yield chunk
-                    chunk = []
-            if chunk:
-                yield chunk
-        finally:
-            sheet.close()
-        return
-    command = [sys.executable, "-m", "gateway.archive.reader", str(path), str(size)]
-    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    assert reader.stdout is not None
-    try:
-        while True:
-            try:
-                item = pickle.load(reader.stdout)  # our own child's output, never a file's bytes
-            except EOFError:
-                raise FileError(f"{path.name}: the reader process ended without finishing") from None
-            if item is None:
-                return
-            if isinstance(item, str):
-                raise FileError(f"{path.name}: {item}")
-            yield item
-    finally:
-        if reader.poll() is None:
-            reader.terminate()
-        reader.stdout.close()
-        reader.wait()
 
 
 class ErrorsFile:

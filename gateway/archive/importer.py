@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.archive import columns, files
+from gateway.archive import columns, files, reader
 from gateway.clock import Clock, local_date
 from outbox.ingest import Actor, Incoming
 from outbox.store import Store
 from schemas.enums import Kind
 from schemas.errors import FieldError
-from schemas.validation import Canonical, validate
+from schemas.validation import Canonical
 
 BATCH = 500
 WITHDRAWN = FieldError("source_id", "record_withdrawn", "the record was withdrawn and takes no new content")
@@ -79,8 +79,8 @@ class Importer:
         progress: Callable[[int], None] = _none,
     ) -> Outcome:
         """Import ``path``; raises ``files.FileError`` or ``columns.HeaderError`` before storing anything when
-        the file or its header row cannot be read. An XLSX is parsed by a reader process (``files.rows_in_chunks``)
-        while this one validates and stores the rows before."""
+        the file or its header row cannot be read. A reader process (``reader``) reads, maps and validates rows
+        while this one stores the ones before."""
         sheet = files.open_sheet(path)
         try:
             layout = columns.layout(kind, sheet.headers)
@@ -126,26 +126,26 @@ class _Run:
         self.failures: list[tuple[int, list[Any], str]] = []
 
     def pipeline(self, path: Path, progress: Callable[[int], None]) -> None:
-        """Rows arrive parsed from the reader process; they are mapped, validated and stored here."""
-        with contextlib.closing(files.rows_in_chunks(path, self.importer.batch_size)) as chunks:
+        """Rows arrive read, mapped and validated from the reader process; duplicates are caught and batches
+        stored here."""
+        size = self.importer.batch_size
+        chunks = reader.checked_in_background(path, self.kind, self.today, size)
+        with contextlib.closing(chunks):
             batch: list[_Row] = []
             for chunk in chunks:
-                for number, values in chunk:
+                for checked in chunk:
                     self.outcome.rows += 1
-                    found = self.row(number, values)
+                    found = self.row(checked)
                     if found is not None:
                         batch.append(found)
-                if len(batch) >= self.importer.batch_size:
-                    self.store(batch)
-                    batch = []
+                    if len(batch) >= size:
+                        self.store(batch)
+                        batch = []
                 progress(len(chunk))
             self.store(batch)
 
-    # -- reader side -------------------------------------------------------------------------------------
-
-    def row(self, number: int, values: list[Any]) -> _Row | None:
-        data = columns.to_record(self.kind, self.layout, values)
-        result = validate(self.kind, data, today=self.today)
+    def row(self, checked: reader.Checked) -> _Row | None:
+        number, values, result = checked.number, checked.values, checked.result
         if not isinstance(result, Canonical):
             self.outcome.rejected += 1
             self.reject(number, values, result)
@@ -161,7 +161,7 @@ class _Run:
                 self.reject(number, values, [FieldError("source_id", "duplicate_source_id", message)])
             return None
         self.seen[sid] = (digest, number)
-        return _Row(number, values, Incoming(result, data))
+        return _Row(number, values, Incoming(result, checked.data))
 
     def reject(self, number: int, values: list[Any], errors: Sequence[FieldError]) -> None:
         self.failures.append((number, values, self.reason(number, errors)))
