@@ -67,7 +67,7 @@ class Deadlines:
     calendar: WorkCalendar
     day_one: DayOne = "next_day"
     override_files: tuple[Path, ...] = ()  # the operator's tables, re-read by ``reload``
-    _memo: dict[tuple[str, Kind, dt.date], DueDate | None] = field(default_factory=dict, repr=False, compare=False)
+    _memo: dict[tuple[int, str, Kind, dt.date], DueDate | None] = field(default_factory=dict, repr=False, compare=False)
 
     def rule_for(self, target: str, kind: Kind) -> Rule | None:
         return next((r for r in self.rules if r.target == target and kind in r.kinds), None)
@@ -81,14 +81,15 @@ class Deadlines:
         """The due date and whether it stands on an official or a provisional calendar.
 
         Memoised: every ingest asks for each of its targets, and decision dates repeat across records; counting
-        20 working days costs some 30 calendar look-ups. Only successful answers are kept; ``reload`` forgets
-        them all when the calendar learns a year."""
-        key = (target, kind, decided_on)
+        20 working days costs some 30 calendar look-ups. Only successful answers are kept, under the calendar's
+        generation, so answers from before a ``reload`` are never used again."""
+        key = (self.calendar.generation, target, kind, decided_on)
         if key in self._memo:
             return self._memo[key]
         found = self._compute(target, kind, decided_on)
-        if len(self._memo) < 100_000:
-            self._memo[key] = found
+        if len(self._memo) >= 100_000:
+            self._memo.clear()  # old generations' answers, or a very long history: start afresh
+        self._memo[key] = found
         return found
 
     def _compute(self, target: str, kind: Kind, decided_on: dt.date) -> DueDate | None:
@@ -105,8 +106,7 @@ class Deadlines:
         """Re-read the override tables (a year's schedule may have been added since the start) and use them
         from now on: ingest, reports and the push loop share this object. Returns the years newly known."""
         before = set(self.calendar.overrides)
-        self.calendar.replace_overrides(load_overrides(self.override_files))
-        self._memo.clear()
+        self.calendar.replace_overrides(load_overrides(self.override_files))  # a new generation: memo keys move on
         return sorted(set(self.calendar.overrides) - before)
 
     def due_dates(self, kind: Kind, decided_on: dt.date, targets: Sequence[str]) -> dict[str, DueDate]:

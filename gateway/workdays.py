@@ -81,6 +81,7 @@ class WorkCalendar:
     # Answers per day: chinese-calendar checks each date against its whole table (a min and a max over every
     # holiday it knows), which made due dates the slowest part of a large batch; a year has 365 answers.
     _days: dict[dt.date, bool] = field(default_factory=dict, repr=False)
+    generation: int = 0  # bumped when the override tables are replaced: memos of due dates key on it
 
     def knows(self, year: int) -> bool:
         """Whether the year's official schedule is known (package or override table)."""
@@ -97,16 +98,19 @@ class WorkCalendar:
     def replace_overrides(self, overrides: dict[int, YearSchedule]) -> None:
         """Take a re-read override table (a year's official schedule arrived) without a restart."""
         self.overrides = dict(overrides)
-        self._days.clear()
+        # A new dict, not clear(): a thread still answering from the old tables writes into the old one.
+        self._days = {}
+        self.generation += 1
 
     @property
     def years(self) -> list[int]:
         return sorted(set(self.package_years) | set(self.overrides))
 
     def is_workday(self, day: dt.date) -> bool:
-        known = self._days.get(day)
+        days = self._days
+        known = days.get(day)
         if known is None:
-            known = self._days[day] = self._is_workday(day)
+            known = days[day] = self._is_workday(day)
         return known
 
     def _is_workday(self, day: dt.date) -> bool:
