@@ -498,7 +498,8 @@ def report(
     rate = "no rate (nothing counted)" if total["rate"] is None else f"{total['rate'] * 100:.2f}%"
     err.print(
         f"{chosen.label}: 公示率 {rate}; on time {total['on_time']}, late {total['late']}, overdue {total['overdue']}, "
-        f"pending {total['pending']}" + (f"; stored as report {report_id}" if report_id else "")
+        f"pending {total['pending']}; provisional due dates {total['provisional']}, imported records "
+        f"{data['imported']}" + (f"; stored as report {report_id}" if report_id else "")
     )
     for path in files.values():
         typer.echo(str(path))
@@ -557,7 +558,7 @@ def deliveries_at_risk(
         table.add_row(
             *_delivery_cells(d),
             d["state"],
-            d["due_date"].isoformat(),
+            d["due_date"].isoformat() + (" 暂定" if d.get("due_date_basis") == "provisional" else ""),
             left,
             d["last_code"] or "",
         )
@@ -591,10 +592,78 @@ def expire() -> None:
     with _store_errors():
         housekeeping = _housekeeping(_settings())
         filled = housekeeping.refresh_due_dates()
+        recomputed = housekeeping.recompute_provisional(actor=_actor())
         done = housekeeping.expire(actor=_actor())
     for item in done:
         typer.echo(f"{item['kind']}\t{item['source_id']}\t{item['note']}")
-    err.print(f"{len(done)} record(s) withdrawn; {filled} due date(s) filled in")
+    for c in recomputed:
+        err.print(
+            f"due date {c['kind']} {c['source_id']} {c['target']}: {c['from'].isoformat()} → {c['to'].isoformat()} "
+            f"({c['basis']})"
+        )
+    err.print(
+        f"{len(done)} record(s) withdrawn; {filled} due date(s) filled in; "
+        f"{len(recomputed)} provisional due date(s) recomputed"
+    )
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="an .xlsx or .csv in the national template (Chinese column names)")],
+    kind: Annotated[str, typer.Option(help="licences, penalties, commitments or list-changes")],
+    source_system: Annotated[
+        str, typer.Option(help="the source system that owns these records (as a source key's name)")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and count only; store nothing")] = False,
+    errors_out: Annotated[
+        Path | None,
+        typer.Option(help="where rejected rows go, with 错误原因 [default: FILE.errors.xlsx|csv beside FILE]"),
+    ] = None,
+) -> None:
+    """Import existing records from the national template; ends with `imported N, unchanged M, rejected K`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gateway.archive.columns import HeaderError
+    from gateway.archive.files import FileError
+    from gateway.archive.importer import Importer
+
+    chosen = Kind.parse(kind)
+    if chosen is None:
+        raise _fail(ValueError(f"--kind takes {', '.join(k.value for k in Kind)}, got {kind!r}"))
+    if not file.is_file():
+        raise _fail(ValueError(f"{file}: no such file"))
+    settings = _settings()
+    logs.configure(settings.log_level)
+    store = _store(settings)
+    with (
+        _store_errors(),
+        Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        ) as bar,
+    ):
+        if not store.schema_is_current():
+            raise _fail(ValueError("the database schema is not current: run `credit-gateway migrate` first"))
+        task = bar.add_task(f"{file.name} → {chosen.value}", total=None)
+        try:
+            outcome = Importer(store, SystemClock(), _actor()).run(
+                file,
+                kind=chosen,
+                source_system=source_system,
+                dry_run=dry_run,
+                errors_out=errors_out,
+                on_total=lambda total: bar.update(task, total=total),
+                progress=lambda n: bar.advance(task, n),
+            )
+        except (FileError, HeaderError) as exc:
+            raise _fail(exc) from None
+    for name in outcome.unknown_columns:
+        err.print(f"[yellow]ignored column:[/yellow] {name!r} is not a column of the {chosen.label} template")
+    if outcome.errors_file is not None:
+        err.print(f"rejected rows and their reasons (错误原因): {outcome.errors_file}")
+    if dry_run:
+        err.print("dry run: nothing was stored")
+    typer.echo(outcome.summary())
+    store.db.dispose()
 
 
 def main() -> None:

@@ -14,6 +14,10 @@ standing of a (record, target) on a day, mirrored exactly by the SQL of ``outbox
 * ``overdue`` unpublished and the day is past the due date; ``pending`` unpublished and not yet due;
 * ``not_applicable`` withdrawn on or before the due date without having been published;
 * ``unknown`` no due date could be computed (the calendar lacks the year): shown, never guessed.
+
+A due date counted over a year whose 放假安排 is not published yet is *provisional* (``gateway.workdays``): it is
+stored with ``due_date_basis = provisional``, counted like any other, shown as provisional, and recomputed when
+the official schedule arrives (``Housekeeping.refresh_due_dates``).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from gateway.clock import Clock, local_date
 from gateway.settings import DeadlineSettings
-from gateway.workdays import OutsideCalendar, WorkCalendar, load_calendar
-from outbox.ingest import end_of_day
+from gateway.workdays import OutsideCalendar, WorkCalendar, load_calendar, load_overrides
+from outbox.ingest import DueDate, end_of_day
 from schemas.enums import Kind
 
 
@@ -61,40 +66,55 @@ class Deadlines:
     rules: Sequence[Rule]
     calendar: WorkCalendar
     day_one: DayOne = "next_day"
-    _memo: dict[tuple[str, Kind, dt.date], dt.date | None] = field(default_factory=dict, repr=False, compare=False)
+    override_files: tuple[Path, ...] = ()  # the operator's tables, re-read by ``reload``
+    _memo: dict[tuple[int, str, Kind, dt.date], DueDate | None] = field(default_factory=dict, repr=False, compare=False)
 
     def rule_for(self, target: str, kind: Kind) -> Rule | None:
         return next((r for r in self.rules if r.target == target and kind in r.kinds), None)
 
     def due(self, target: str, kind: Kind, decided_on: dt.date) -> dt.date | None:
-        """The due date, or None when no rule covers (target, kind). Raises ``OutsideCalendar``.
+        """The due date, or None when no rule covers (target, kind). Raises ``OutsideCalendar``."""
+        found = self.due_with_basis(target, kind, decided_on)
+        return None if found is None else found.day
+
+    def due_with_basis(self, target: str, kind: Kind, decided_on: dt.date) -> DueDate | None:
+        """The due date and whether it stands on an official or a provisional calendar.
 
         Memoised: every ingest asks for each of its targets, and decision dates repeat across records; counting
-        20 working days costs some 30 calendar look-ups. Only successful answers are kept, so a year added to
-        the calendar later is picked up by a new ``Deadlines`` (the settings are read at start)."""
-        key = (target, kind, decided_on)
+        20 working days costs some 30 calendar look-ups. Only successful answers are kept, under the calendar's
+        generation, so answers from before a ``reload`` are never used again."""
+        key = (self.calendar.generation, target, kind, decided_on)
         if key in self._memo:
             return self._memo[key]
         found = self._compute(target, kind, decided_on)
-        if len(self._memo) < 100_000:
-            self._memo[key] = found
+        if len(self._memo) >= 100_000:
+            self._memo.clear()  # old generations' answers, or a very long history: start afresh
+        self._memo[key] = found
         return found
 
-    def _compute(self, target: str, kind: Kind, decided_on: dt.date) -> dt.date | None:
+    def _compute(self, target: str, kind: Kind, decided_on: dt.date) -> DueDate | None:
         rule = self.rule_for(target, kind)
         if rule is None:
             return None
         start = decided_on - dt.timedelta(days=1) if self.day_one == "decision_day" else decided_on
         if rule.unit == "calendar":
-            return start + dt.timedelta(days=rule.days)
-        return self.calendar.add_workdays(start, rule.days)
+            return DueDate(start + dt.timedelta(days=rule.days), "official")
+        day, basis = self.calendar.add_workdays_with_basis(start, rule.days)
+        return DueDate(day, basis)
 
-    def due_dates(self, kind: Kind, decided_on: dt.date, targets: Sequence[str]) -> dict[str, dt.date]:
+    def reload(self) -> list[int]:
+        """Re-read the override tables (a year's schedule may have been added since the start) and use them
+        from now on: ingest, reports and the push loop share this object. Returns the years newly known."""
+        before = set(self.calendar.overrides)
+        self.calendar.replace_overrides(load_overrides(self.override_files))  # a new generation: memo keys move on
+        return sorted(set(self.calendar.overrides) - before)
+
+    def due_dates(self, kind: Kind, decided_on: dt.date, targets: Sequence[str]) -> dict[str, DueDate]:
         """Due dates for an ingest's fan-out; a target whose date cannot be computed yet is left out (null)."""
-        dates: dict[str, dt.date] = {}
+        dates: dict[str, DueDate] = {}
         for target in targets:
             try:
-                due = self.due(target, kind, decided_on)
+                due = self.due_with_basis(target, kind, decided_on)
             except OutsideCalendar:
                 continue
             if due is not None:
@@ -134,11 +154,16 @@ def rate(counts: Mapping[Standing, int]) -> float | None:
     return None if counted == 0 else counts.get(Standing.ON_TIME, 0) / counted
 
 
+def override_files(settings: DeadlineSettings) -> list[Path]:
+    return [settings.overrides_file] if settings.overrides_file else []
+
+
 def from_settings(settings: DeadlineSettings) -> Deadlines:
     """The deadlines the settings describe, on the shipped calendar plus the operator's override file."""
-    calendar = load_calendar([settings.overrides_file] if settings.overrides_file else [])
+    files = tuple(override_files(settings))
+    calendar = load_calendar(files, provisional=settings.provisional)
     rules = [Rule(r.target, tuple(r.kinds), r.days, r.unit) for r in settings.rules]
-    return Deadlines(rules, calendar, settings.day_one)
+    return Deadlines(rules, calendar, settings.day_one, files)
 
 
 class RiskHorizon:

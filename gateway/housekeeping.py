@@ -20,8 +20,9 @@ from gateway.reconcile import reconcile
 from gateway.reports.build import Progress, build_report
 from gateway.reports.periods import Period, parse_period
 from gateway.settings import Settings
-from gateway.workdays import OutsideCalendar
+from gateway.workdays import OutsideCalendar, OverrideError
 from outbox.ingest import Actor, end_of_day
+from outbox.provisional import Recomputed
 from outbox.store import Store
 from schemas.enums import Kind, WithdrawReason
 
@@ -86,25 +87,85 @@ class Housekeeping:
         """Unpublished deliveries due within ``workdays`` working days (overdue ones first: earliest due date)."""
         today = self.today()
         n = self.settings.deadlines.at_risk_workdays if workdays is None else workdays
-        horizon = today if n == 0 else self.deadlines.calendar.add_workdays(today, n)
+        horizon, basis = (today, "official") if n == 0 else self.deadlines.calendar.add_workdays_with_basis(today, n)
         items = self.store.at_risk(due_by_date=horizon, limit=limit)
         for item in items:
             due = item["due_date"]
             item["overdue"] = due < today
             item["workdays_left"] = 0 if due <= today else self.deadlines.calendar.workdays_between(today, due)
-        return {"today": today, "horizon": horizon, "workdays": n, "items": items}
+        return {"today": today, "horizon": horizon, "horizon_basis": basis, "workdays": n, "items": items}
 
     def refresh_due_dates(self) -> int:
         """Fill due dates left empty because the calendar lacked a year it now has (an override was added)."""
+        self._reload_calendar()
         filled = []
         for kind, decided_on, target in self.store.missing_due_dates():
             try:
-                due = self.deadlines.due(target, Kind.from_code(kind), decided_on)
+                due = self.deadlines.due_with_basis(target, Kind.from_code(kind), decided_on)
             except OutsideCalendar:
                 continue
             if due is not None:
-                filled.append((kind, decided_on, target, due, end_of_day(due)))
+                filled.append((kind, decided_on, target, due.day, end_of_day(due.day), due.basis))
         return self.store.fill_due_dates(filled) if filled else 0
+
+    def recompute_provisional(self, *, actor: Actor = SYSTEM) -> list[dict[str, Any]]:
+        """Recount provisional due dates on the calendar as it is now: once a year's official schedule is known
+        (override file, or a newer chinese-calendar) they become official, and those that move are logged
+        (WARNING) and audited (``deadline.recomputed``). Returns the changes."""
+        self._reload_calendar()
+        answers = []
+        for kind, decided_on, target in self.store.provisional_groups():
+            try:
+                due = self.deadlines.due_with_basis(target, Kind.from_code(kind), decided_on)
+            except OutsideCalendar:
+                continue
+            if due is not None:
+                answers.append(Recomputed(kind, decided_on, target, due.day, due.basis))
+        changes = self.store.settle_provisional(answers, actor=actor, now=self.clock.now()) if answers else []
+        for c in changes:
+            moved = c["from"] != c["to"]
+            log.log(
+                logging.WARNING if moved else logging.INFO,
+                "due date of %s %s on %s recomputed: %s -> %s (%s)",
+                c["kind"],
+                c["source_id"],
+                c["target"],
+                c["from"].isoformat(),
+                c["to"].isoformat(),
+                c["basis"],
+                extra={
+                    "action": "deadline_recomputed",
+                    "record_id": c["record_id"],
+                    "kind": c["kind"],
+                    "target": c["target"],
+                    "decided_on": c["decided_on"].isoformat(),
+                    "due_from": c["from"].isoformat(),
+                    "due_to": c["to"].isoformat(),
+                    "basis": c["basis"],
+                    "moved": moved,
+                },
+            )
+        if changes:
+            log.info(
+                "provisional due dates recomputed: %d changed, %d moved",
+                len(changes),
+                sum(1 for c in changes if c["from"] != c["to"]),
+                extra={"action": "deadlines_recomputed", "changed": len(changes)},
+            )
+        return changes
+
+    def _reload_calendar(self) -> None:
+        try:
+            years = self.deadlines.reload()
+        except OverrideError:
+            log.exception("the working-day override table is malformed; keeping the calendar in use")
+            return
+        if years:
+            log.info(
+                "working-day calendar now knows %s",
+                ", ".join(map(str, years)),
+                extra={"action": "calendar_reloaded", "years": years},
+            )
 
     def annotate(self, view: dict[str, Any]) -> dict[str, Any]:
         """Add to a record view how it stands today on each target (on the current version's publish delivery,
@@ -127,6 +188,11 @@ class Housekeeping:
             due = dt.date.fromisoformat(d["due_date"]) if d["due_date"] else None
             on = standing(due=due, published_at=first.get(d["target"]), withdrawn_at=withdrawn_at, on=today)
             d["standing"] = on.value
+            if due is not None and d.get("due_date_basis") == "provisional":
+                d["due_note"] = (
+                    f"provisional: {due.year}'s 放假安排 is not published yet; counted on its statutory holidays "
+                    "and recomputed when the schedule arrives"
+                )
             if due is None:
                 d["due_note"] = self.deadlines.explain(d["target"], kind, decided_on)
         return view

@@ -117,4 +117,5 @@ class Jobs:
 
     def expiry(self) -> None:
         self.housekeeping.refresh_due_dates()
+        self.housekeeping.recompute_provisional()
         self.housekeeping.expire()

@@ -149,6 +149,9 @@ class DeadlineSettings(BaseModel):
     day_one: Literal["next_day", "decision_day"] = "next_day"
     rules: list[DeadlineRuleSettings] = Field(default_factory=_default_deadline_rules)
     overrides_file: Path | None = None  # the operator's working-day override table (TOML), read after the shipped one
+    # Count due dates in years whose 放假安排 is not published yet on their statutory holidays, marked provisional
+    # (false: leave them empty, "unknown", until the year is added).
+    provisional: bool = True
     at_risk_workdays: int = Field(default=3, ge=0, le=60)  # "at risk": unpublished and due within this many
 
 

@@ -30,8 +30,18 @@ from schemas.validation import Canonical
 
 Status = Literal["created", "updated", "unchanged", "withdrawn"]
 
+
+@dataclass(frozen=True, slots=True)
+class DueDate:
+    """A delivery's deadline and its basis: ``official`` (a published working-day schedule, or calendar days) or
+    ``provisional`` (counted before the year's schedule was published; recomputed when it is)."""
+
+    day: dt.date
+    basis: str = "official"
+
+
 # (kind, decision date, targets) → due date per target; targets left out have none (no rule, or no calendar yet).
-DueDates = Callable[[Kind, dt.date, Sequence[str]], Mapping[str, dt.date]]
+DueDates = Callable[[Kind, dt.date, Sequence[str]], Mapping[str, DueDate]]
 BUREAU_ZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -45,7 +55,13 @@ def due_by(day: dt.date | None) -> dt.datetime | None:
     return None if day is None else end_of_day(day)
 
 
-def no_deadlines(kind: Kind, decided_on: dt.date, targets: Sequence[str]) -> Mapping[str, dt.date]:
+def _due_columns(due: DueDate | None) -> dict[str, Any]:
+    if due is None:
+        return {"due_date": None, "due_by": None, "due_date_basis": None}
+    return {"due_date": due.day, "due_by": end_of_day(due.day), "due_date_basis": due.basis}
+
+
+def no_deadlines(kind: Kind, decided_on: dt.date, targets: Sequence[str]) -> Mapping[str, DueDate]:
     return {}
 
 
@@ -96,14 +112,17 @@ def ingest(
     actor: Actor,
     now: dt.datetime,
     due: DueDates = no_deadlines,
+    origin: str = "api",
 ) -> list[Stored]:
-    """Store ``items`` (distinct source_ids) and return one ``Stored`` per item, in the order given."""
+    """Store ``items`` (distinct source_ids) and return one ``Stored`` per item, in the order given.
+
+    ``origin`` (``api`` or ``import``) is kept on records this call creates and in their audit rows."""
     if len(items) == 1 and targets and conn.dialect.name == "postgresql":
-        fresh_record = _create_in_one_statement(conn, source_system, kind, items[0], targets, actor, now, due)
+        fresh_record = _create_in_one_statement(conn, source_system, kind, items[0], targets, actor, now, due, origin)
         if fresh_record is not None:
             return [fresh_record]
     ordered = sorted(items, key=lambda i: i.canonical.source_id)
-    created = _insert_new(conn, source_system, kind, ordered, now)
+    created = _insert_new(conn, source_system, kind, ordered, now, origin)
     known = _lock_known(conn, source_system, kind, [i for i in ordered if i.canonical.source_id not in created])
 
     results: dict[str, Stored] = {}
@@ -128,7 +147,7 @@ def ingest(
     _bump_records([(s, i) for s, i in fresh if s.status == "updated"], conn, now)
     _queue_deliveries(conn, kind, fresh, targets, now, due)
     _current_deliveries(conn, [s for s in results.values() if s.status in ("unchanged", "withdrawn")])
-    _audit(conn, kind, actor, results.values(), now)
+    _audit(conn, kind, actor, results.values(), now, origin)
     if fresh:
         notify.notify(conn, targets)
     return [results[i.canonical.source_id] for i in items]
@@ -140,8 +159,8 @@ def ingest(
 _CREATE_ONE = sa.text("""
 WITH new_record AS (
     INSERT INTO record (kind, source_system, source_id, current_version, content_hash, department, decided_on,
-                        created_at, updated_at)
-    VALUES (:kind, :source_system, :source_id, 1, :content_hash, :department, :decided_on, :now, :now)
+                        created_at, updated_at, origin)
+    VALUES (:kind, :source_system, :source_id, 1, :content_hash, :department, :decided_on, :now, :now, :origin)
     ON CONFLICT (source_system, kind, source_id) DO NOTHING
     RETURNING id
 ), new_version AS (
@@ -149,11 +168,12 @@ WITH new_record AS (
     SELECT id, 1, :content_hash, :content, :submitted, :now FROM new_record
 ), new_deliveries AS (
     INSERT INTO delivery (record_id, version, target, operation, state, idempotency_key, attempts,
-                          next_attempt_at, created_at, updated_at, due_date, due_by)
+                          next_attempt_at, created_at, updated_at, due_date, due_by, due_date_basis)
     SELECT id, 1, t.target, 'publish', 'pending', 'cg-' || id || '-v1-p-' || t.target, 0, :now, :now, :now,
-           t.due_date, t.due_by
+           t.due_date, t.due_by, t.basis
     FROM new_record CROSS JOIN unnest(CAST(:targets AS text[]), CAST(:due_dates AS date[]),
-                                      CAST(:due_bys AS timestamptz[])) AS t(target, due_date, due_by)
+                                      CAST(:due_bys AS timestamptz[]), CAST(:bases AS text[]))
+                               AS t(target, due_date, due_by, basis)
 ), audit AS (
     INSERT INTO audit_event (at, actor, role, action, kind, source_id, record_id, detail)
     SELECT :now, :actor, :role, 'ingest.created', :kind, :source_id, id, :detail FROM new_record
@@ -167,6 +187,7 @@ SELECT id, pg_notify(:channel, :notify_targets) FROM new_record
     sa.bindparam("targets", type_=postgresql.ARRAY(sa.Text())),
     sa.bindparam("due_dates", type_=postgresql.ARRAY(sa.Date())),
     sa.bindparam("due_bys", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
+    sa.bindparam("bases", type_=postgresql.ARRAY(sa.Text())),
 )
 
 
@@ -179,9 +200,10 @@ def _create_in_one_statement(
     actor: Actor,
     now: dt.datetime,
     due: DueDates,
+    origin: str,
 ) -> Stored | None:
     canonical = item.canonical
-    dues = due(kind, canonical.record.decided_on, targets)
+    dues = [_due_columns(due(kind, canonical.record.decided_on, targets).get(t)) for t in targets]
     record_id = conn.execute(
         _CREATE_ONE,
         {
@@ -195,11 +217,13 @@ def _create_in_one_statement(
             "content": canonical.content,
             "submitted": item.submitted,
             "targets": list(targets),
-            "due_dates": [dues.get(t) for t in targets],
-            "due_bys": [due_by(dues.get(t)) for t in targets],
+            "due_dates": [d["due_date"] for d in dues],
+            "due_bys": [d["due_by"] for d in dues],
+            "bases": [d["due_date_basis"] for d in dues],
+            "origin": origin,
             "actor": actor.name,
             "role": actor.role,
-            "detail": {"version": 1},
+            "detail": _audit_detail(1, origin),
             "channel": notify.CHANNEL,
             "notify_targets": ",".join(targets),
         },
@@ -211,7 +235,7 @@ def _create_in_one_statement(
 
 
 def _insert_new(
-    conn: Connection, source_system: str, kind: Kind, items: Sequence[Incoming], now: dt.datetime
+    conn: Connection, source_system: str, kind: Kind, items: Sequence[Incoming], now: dt.datetime, origin: str
 ) -> dict[str, int]:
     if not items:
         return {}
@@ -226,6 +250,7 @@ def _insert_new(
             "decided_on": i.canonical.record.decided_on,
             "created_at": now,
             "updated_at": now,
+            "origin": origin,
         }
         for i in items
     ]
@@ -337,8 +362,7 @@ def _queue_deliveries(
                     "next_attempt_at": now,
                     "created_at": now,
                     "updated_at": now,
-                    "due_date": dues.get(target),
-                    "due_by": due_by(dues.get(target)),
+                    **_due_columns(dues.get(target)),
                 }
             )
             stored.deliveries.append({"target": target, "state": DeliveryState.PENDING.value})
@@ -362,7 +386,11 @@ def _current_deliveries(conn: Connection, stored: Sequence[Stored]) -> None:
             owner.deliveries.append({"target": row.target, "state": row.state})
 
 
-def _audit(conn: Connection, kind: Kind, actor: Actor, stored: Any, now: dt.datetime) -> None:
+def _audit_detail(version: int, origin: str) -> dict[str, Any]:
+    return {"version": version} if origin == "api" else {"version": version, "origin": origin}
+
+
+def _audit(conn: Connection, kind: Kind, actor: Actor, stored: Any, now: dt.datetime, origin: str) -> None:
     rows = [
         {
             "at": now,
@@ -372,7 +400,7 @@ def _audit(conn: Connection, kind: Kind, actor: Actor, stored: Any, now: dt.date
             "kind": kind.value,
             "source_id": s.source_id,
             "record_id": s.record_id,
-            "detail": {"version": s.version},
+            "detail": _audit_detail(s.version, origin),
         }
         for s in stored
     ]

@@ -9,6 +9,9 @@ The standing of a (record, target) pair, exactly as ``gateway.deadlines.standing
 * ``overdue`` unpublished and the day is after the due date; ``pending`` unpublished and not yet due;
 * ``unknown`` no due date (the calendar did not know the year when it was stored).
 
+Apart from the standings, ``provisional`` counts the pairs whose due date was counted on a provisional calendar
+(the year's 放假安排 not published yet): they are judged like the others and shown as provisional.
+
 Everything is aggregated by the database (one grouped query over the records decided in the period, through the
 ``decided_on`` index and the ``(record_id, target)`` index of ``delivery``); Python only adds up the few dozen
 grouped rows into totals.
@@ -40,6 +43,7 @@ class Counts:
     pending: int = 0
     not_applicable: int = 0
     unknown: int = 0
+    provisional: int = 0  # of all the above, those whose due date is provisional
 
     @property
     def counted(self) -> int:
@@ -50,11 +54,12 @@ class Counts:
         return None if self.counted == 0 else self.on_time / self.counted
 
     def add(self, other: Counts) -> None:
-        for name in STANDINGS:
+        for name in (*STANDINGS, "provisional"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, Any]:
-        return {**{name: getattr(self, name) for name in STANDINGS}, "counted": self.counted, "rate": self.rate}
+        standings = {name: getattr(self, name) for name in STANDINGS}
+        return {**standings, "counted": self.counted, "rate": self.rate, "provisional": self.provisional}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,7 @@ def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime)
             delivery.c.target,
             sa.func.max(sa.case((current, delivery.c.due_date))).label("due_date"),
             sa.func.max(sa.case((current, delivery.c.due_by))).label("due_by"),
+            sa.func.max(sa.case((current, delivery.c.due_date_basis))).label("due_date_basis"),
             sa.func.min(sa.case((published, delivery.c.published_at))).label("first_published"),
         )
         .join(delivery, delivery.c.record_id == record.c.id)
@@ -107,12 +113,13 @@ def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime)
     )
 
 
-def _sums(standing: Any) -> list[Any]:
-    return [sa.func.sum(sa.case((standing == name, 1), else_=0)).label(name) for name in STANDINGS]
+def _sums(standing: Any, per: Any) -> list[Any]:
+    provisional = sa.func.sum(sa.case((per.c.due_date_basis == "provisional", 1), else_=0)).label("provisional")
+    return [*(sa.func.sum(sa.case((standing == name, 1), else_=0)).label(name) for name in STANDINGS), provisional]
 
 
 def _counts(row: Any) -> Counts:
-    return Counts(**{name: int(getattr(row, name) or 0) for name in STANDINGS})
+    return Counts(**{name: int(getattr(row, name) or 0) for name in (*STANDINGS, "provisional")})
 
 
 def standings(
@@ -122,7 +129,7 @@ def standings(
     per = per_pair(decided_from, decided_to, as_of_end)
     standing = _standing(as_of, as_of_end, per)
     rows = conn.execute(
-        sa.select(per.c.target, per.c.kind, per.c.department, *_sums(standing))
+        sa.select(per.c.target, per.c.kind, per.c.department, *_sums(standing, per))
         .group_by(per.c.target, per.c.kind, per.c.department)
         .order_by(per.c.department, per.c.kind, per.c.target)
     )
@@ -143,7 +150,7 @@ def monthly_groups(
     per = per_pair(decided_from, decided_to, as_of_end)
     month = month_of(conn, per.c.decided_on).label("month")
     rows = conn.execute(
-        sa.select(month, per.c.target, per.c.kind, per.c.department, *_sums(_standing(as_of, as_of_end, per)))
+        sa.select(month, per.c.target, per.c.kind, per.c.department, *_sums(_standing(as_of, as_of_end, per), per))
         .group_by(month, per.c.target, per.c.kind, per.c.department)
         .order_by(month, per.c.department, per.c.kind, per.c.target)
     )
@@ -183,6 +190,7 @@ def listed(
                 "target": r.target,
                 "decided_on": r.decided_on,
                 "due_date": r.due_date,
+                "due_date_basis": r.due_date_basis,
                 "published_at": r.first_published,
             }
         )
@@ -262,6 +270,7 @@ def at_risk(conn: Connection, *, due_by_date: dt.date, limit: int) -> list[dict[
             delivery.c.state,
             delivery.c.version,
             delivery.c.due_date,
+            delivery.c.due_date_basis,
             delivery.c.attempts,
             delivery.c.last_code,
             delivery.c.last_message,
@@ -290,10 +299,10 @@ def missing_due_dates(conn: Connection) -> list[Any]:
     )
 
 
-def fill_due_dates(conn: Connection, filled: Sequence[tuple[str, dt.date, str, dt.date, dt.datetime]]) -> int:
+def fill_due_dates(conn: Connection, filled: Sequence[tuple[str, dt.date, str, dt.date, dt.datetime, str]]) -> int:
     """Store due dates computed for (kind, decided_on, target) triples; returns the deliveries updated."""
     total = 0
-    for kind, decided_on, target, due_date, due_by in filled:
+    for kind, decided_on, target, due_date, due_by, basis in filled:
         records = sa.select(record.c.id).where(record.c.kind == kind, record.c.decided_on == decided_on)
         result = conn.execute(
             sa.update(delivery)
@@ -303,7 +312,18 @@ def fill_due_dates(conn: Connection, filled: Sequence[tuple[str, dt.date, str, d
                 delivery.c.operation == Operation.PUBLISH.value,
                 delivery.c.record_id.in_(records),
             )
-            .values(due_date=due_date, due_by=due_by)
+            .values(due_date=due_date, due_by=due_by, due_date_basis=basis)
         )
         total += result.rowcount
     return total
+
+
+def imported(conn: Connection, *, decided_from: dt.date, decided_to: dt.date) -> int:
+    """Records decided in the period that came by ``credit-gateway import`` (the archive), not by the API."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(record)
+            .where(record.c.decided_on >= decided_from, record.c.decided_on <= decided_to, record.c.origin == "import")
+        ).scalar_one()
+    )

@@ -11,7 +11,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outbox import expiry, keys, leases, mails, migrate, operations, rates, reconciliation, views, withdrawals
+from outbox import (
+    expiry,
+    keys,
+    leases,
+    mails,
+    migrate,
+    operations,
+    provisional,
+    rates,
+    reconciliation,
+    views,
+    withdrawals,
+)
 from outbox import ingest as ingest_tx
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored
@@ -45,6 +57,7 @@ class Store:
         actor: Actor,
         now: dt.datetime,
         atomic: bool = False,
+        origin: str = "api",
     ) -> list[Stored]:
         def work(conn: Connection) -> list[Stored]:
             results = ingest_tx.ingest(
@@ -56,6 +69,7 @@ class Store:
                 actor=actor,
                 now=now,
                 due=self.due,
+                origin=origin,
             )
             if atomic and any(r.status == "withdrawn" for r in results):
                 raise AtomicBatchRefused(results)
@@ -89,6 +103,9 @@ class Store:
 
     def record_view(self, kind: Kind, source_id: str, source_system: str | None) -> dict[str, Any]:
         return self.db.read(lambda conn: views.record_view(conn, kind, source_id, source_system))
+
+    def known_hashes(self, source_system: str, kind: Kind, source_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+        return self.db.read(lambda conn: views.known_hashes(conn, source_system, kind, list(source_ids)))
 
     def source_system_of(self, kind: Kind, source_id: str) -> str:
         """The source system of the only record with this kind and source_id (operators may omit it)."""
@@ -251,8 +268,19 @@ class Store:
     def missing_due_dates(self) -> list[Any]:
         return self.db.read(rates.missing_due_dates)
 
-    def fill_due_dates(self, filled: Sequence[tuple[str, dt.date, str, dt.date, dt.datetime]]) -> int:
+    def fill_due_dates(self, filled: Sequence[tuple[str, dt.date, str, dt.date, dt.datetime, str]]) -> int:
         return self.db.transact(lambda c: rates.fill_due_dates(c, filled))
+
+    def provisional_groups(self) -> list[tuple[str, dt.date, str]]:
+        return self.db.read(provisional.provisional_groups)
+
+    def settle_provisional(
+        self, answers: Sequence[provisional.Recomputed], *, actor: Actor, now: dt.datetime
+    ) -> list[dict[str, Any]]:
+        return self.db.transact(lambda c: provisional.settle(c, answers, actor=actor, now=now))
+
+    def imported(self, *, decided_from: dt.date, decided_to: dt.date) -> int:
+        return self.db.read(lambda c: rates.imported(c, decided_from=decided_from, decided_to=decided_to))
 
     def save_report(
         self, *, period: str, trigger: str, as_of: dt.date, actor: Actor, data: dict[str, Any], now: dt.datetime

@@ -93,6 +93,9 @@ class Record(SQLModel, table=True):
     withdrawn_at: dt.datetime | None = _ts(nullable=True)
     withdraw_reason: str | None = Field(default=None, max_length=16)
     withdraw_note: str | None = Field(default=None, max_length=1000)
+    # How the record first arrived: ``api`` (a source system posted it) or ``import`` (the archive, by
+    # ``credit-gateway import``); reports count the imported ones apart.
+    origin: str = Field(default="api", sa_column=sa.Column(sa.String(length=8), nullable=False, server_default="api"))
 
 
 class RecordVersion(SQLModel, table=True):
@@ -107,6 +110,9 @@ class RecordVersion(SQLModel, table=True):
     submitted: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))  # exactly what arrived
     received_at: dt.datetime = _ts()
 
+
+# Due dates computed on an estimated calendar, recomputed when the year's official schedule arrives.
+PROVISIONAL = "due_date_basis = 'provisional'"
 
 # Publish deliveries that can still become late: the at-risk view and the deadline lease order read these only.
 UNPUBLISHED = "operation = 'publish' AND state IN ('pending', 'retry_wait', 'in_flight', 'awaiting_result', 'dead')"
@@ -143,6 +149,12 @@ class Delivery(SQLModel, table=True):
             sqlite_where=sa.text(UNPUBLISHED),
         ),
         sa.Index(
+            "ix_delivery_provisional",
+            "due_date",
+            postgresql_where=sa.text(PROVISIONAL),
+            sqlite_where=sa.text(PROVISIONAL),
+        ),
+        sa.Index(
             "ix_delivery_dead",
             "target",
             "id",
@@ -165,6 +177,9 @@ class Delivery(SQLModel, table=True):
     receipt_id: str | None = Field(default=None, max_length=128)
     due_date: dt.date | None = None  # the deadline (Asia/Shanghai date) for a publish; None: no rule or no calendar
     due_by: dt.datetime | None = _ts(nullable=True)  # the end of due_date in Asia/Shanghai, as an exclusive UTC bound
+    # official: counted on a published schedule; provisional: the year's schedule was not out yet (statutory
+    # holidays and weekends only, no 调休 make-up days); None with due_date None.
+    due_date_basis: str | None = Field(default=None, max_length=12)
     published_at: dt.datetime | None = _ts(nullable=True)
     last_code: str | None = Field(default=None, max_length=32)
     last_message: str | None = Field(default=None, max_length=2000)

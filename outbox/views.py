@@ -45,6 +45,7 @@ def record_view(conn: Connection, kind: Kind, source_id: str, source_system: str
         "kind": rec.kind,
         "version": rec.current_version,
         "decided_on": rec.decided_on.isoformat(),
+        "origin": rec.origin,
         "record": current,
         "versions": [
             {"version": v.version, "content_hash": v.content_hash, "received_at": v.received_at.isoformat()}
@@ -83,6 +84,7 @@ def _deliveries(conn: Connection, record_id: int) -> list[dict[str, Any]]:
             "state": r.state,
             "idempotency_key": r.idempotency_key,
             "due_date": r.due_date.isoformat() if r.due_date else None,
+            "due_date_basis": r.due_date_basis,
             "published_at": r.published_at.isoformat() if r.published_at else None,
             "last_code": r.last_code,
             "last_message": r.last_message,
@@ -90,3 +92,20 @@ def _deliveries(conn: Connection, record_id: int) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def known_hashes(
+    conn: Connection, source_system: str, kind: Kind, source_ids: list[str]
+) -> dict[str, tuple[str, bool]]:
+    """source_id → (content hash of the current version, withdrawn) for the records that exist: what an ingest of
+    these ids would find, for a dry run that must say what it would do without writing."""
+    if not source_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(record.c.source_id, record.c.content_hash, record.c.withdrawn_at).where(
+            record.c.source_system == source_system,
+            record.c.kind == kind.value,
+            record.c.source_id.in_(source_ids),
+        )
+    )
+    return {r.source_id: (r.content_hash, r.withdrawn_at is not None) for r in rows}

@@ -27,6 +27,11 @@ DEFINITIONS = {
     "not_applicable": "不计：在公示期限前撤销且未曾公示；不计入公示率。",
     "unknown": "无法计算：工作日历缺少该年度，无法确定公示期限；列出，不计入公示率。",
     "rate": "公示率 = 按时公示 ÷（按时公示 + 超期公示 + 逾期未公示）。本期无计入投递时不显示公示率（不视为100%）。",
+    "provisional": (
+        "暂定期限：该年度放假安排尚未公布时，按法定节假日和周末（不含调休上班日）推算的公示期限；"
+        "与其他期限一样判定，放假安排公布后重新计算。"
+    ),
+    "imported": "存量导入：通过 credit-gateway import 导入的历史记录，而非来源系统经接口报送。",
     "quota": "年度任务：每个科室每年至少推送一次红名单和一次黑名单变更（以至少一个目标平台受理为准）。",
     "time": "时间均为北京时间（Asia/Shanghai）。",
 }
@@ -89,6 +94,7 @@ def build_report(
     progress("overdue and late")
     quotas = store.quotas(year=period.year, departments=departments)
     records = store.record_counts(decided_from=period.start, decided_to=period.end)
+    imported = store.imported(decided_from=period.start, decided_to=period.end)
     progress("quotas")
 
     total = Counts()
@@ -120,6 +126,7 @@ def build_report(
             "by_target": _total(groups, lambda g: g.target),
             "by_kind": _total(groups, lambda g: g.kind),
         },
+        "imported": imported,
         "by_department": by_department,
         "groups": [
             {"target": g.target, "kind": g.kind, "department": g.department, **g.counts.as_dict()} for g in groups

@@ -363,6 +363,7 @@ td.empty {{ text-align: center; color: #888; }}
 投递数 <span id="deliveries">{deliveries(total)}</span> 次，
 其中计入 {total["counted"]} 次：按时公示 {total["on_time"]}，超期公示 {total["late"]}，逾期未公示 {total["overdue"]}；
 待公示 {total["pending"]}、不计 {total["not_applicable"]}、无法计算 {total["unknown"]}（均不计入）。</p>
+<p id="provisional">其中暂定期限 {total.get("provisional", 0)} 次；存量导入记录 {report.get("imported", 0)} 条。</p>
 <h2>公示率趋势（按决定月份）</h2>{_chart(report["trend"])}
 <h2>按科室</h2>{_table(["科室", "记录数", *COUNT_HEADERS], departments, "departments")}
 <h2>按目标平台</h2>{_table(["目标平台", *COUNT_HEADERS], targets, "targets")}

@@ -118,15 +118,21 @@ def test_due_dates_the_calendar_could_not_give_are_filled_once_it_can(
             sa.update(tables.record).where(tables.record.c.id == rid).values(decided_on=dt.date(2026, 12, 21))
         )
     )
-    store.db.transact(lambda c: c.execute(sa.update(tables.delivery).values(due_date=None, due_by=None)))
-    assert housekeeping(settings, store, clock).refresh_due_dates() == 1  # only the portal: 7 calendar days
+    store.db.transact(
+        lambda c: c.execute(sa.update(tables.delivery).values(due_date=None, due_by=None, due_date_basis=None))
+    )
+    strict = housekeeping(settings, store, clock, provisional=False)
+    assert strict.refresh_due_dates() == 1  # only the portal: 7 calendar days
     table = tmp_path / "2027.toml"
     table.write_text('[years.2027]\nholidays = ["2027-01-01"]\nworkdays = []\n', encoding="utf-8")
-    assert housekeeping(settings, store, clock, overrides_file=table).refresh_due_dates() == 3
+    assert housekeeping(settings, store, clock, overrides_file=table, provisional=False).refresh_due_dates() == 3
     dues = dict(
         store.db.read(lambda c: c.execute(sa.select(tables.delivery.c.target, tables.delivery.c.due_date)).all())
     )
     # Mon 12-21: 12-22..25 (4), 12-28..31 (8), Fri 01-01 off, 01-04..08 (13), 01-11..15 (18), 01-18, 01-19 (20).
+    assert set(store.db.read(lambda c: c.execute(sa.select(tables.delivery.c.due_date_basis)).scalars())) == {
+        "official"
+    }
     assert dues == {
         "portal": dt.date(2026, 12, 28),
         "national": dt.date(2027, 1, 19),
@@ -255,10 +261,12 @@ def test_the_risk_horizon_never_guesses_past_the_calendar(clock: ManualClock) ->
     from gateway.deadlines import RiskHorizon
     from gateway.workdays import load_calendar
 
-    horizon = RiskHorizon(load_calendar(), 3, clock)
+    horizon = RiskHorizon(load_calendar(provisional=False), 3, clock)
     assert horizon() == dt.date(2026, 11, 30)  # Wed 11-25 + 3 working days
     clock.set(dt.datetime(2026, 12, 30, 2, tzinfo=dt.UTC))
     assert horizon() == dt.date(2026, 12, 30)  # 2027 unknown: only due-today and overdue go first
+    # Counting provisionally: Wed 12-30 → 12-31 (1), 元旦 01-01 off, weekend, 01-04 (2), 01-05 (3).
+    assert RiskHorizon(load_calendar(), 3, clock)() == dt.date(2027, 1, 5)
 
 
 def test_the_record_view_shows_due_dates_and_standings(client: httpx.Client, store: Store, source_key: str) -> None:

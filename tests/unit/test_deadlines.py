@@ -10,6 +10,7 @@ import pytest
 from gateway.deadlines import Deadlines, Rule, Standing, from_settings, rate, standing
 from gateway.settings import DeadlineSettings
 from gateway.workdays import OutsideCalendar, OverrideError, WorkCalendar, load_calendar, parse_overrides
+from outbox.ingest import DueDate
 from schemas.enums import Kind
 
 D = dt.date
@@ -52,21 +53,51 @@ def test_day_one_setting_counts_the_decision_day() -> None:
     assert counted.due("national", Kind.LICENCE, D(2026, 1, 20)) == D(2026, 2, 14)
 
 
-def test_a_year_outside_the_calendar_is_a_clear_error() -> None:
+def test_a_year_outside_the_calendar_is_a_clear_error_without_provisional_counting() -> None:
+    strict = from_settings(DeadlineSettings(provisional=False))
     with pytest.raises(OutsideCalendar, match="no working-day schedule for 2027") as caught:
-        DEFAULT.due("municipal", Kind.LICENCE, D(2027, 3, 1))
+        strict.due("municipal", Kind.LICENCE, D(2027, 3, 1))
     assert caught.value.day == D(2027, 3, 2)  # the first day the count needed
     # A December decision whose 20 working days reach into the unknown year is refused the same way ...
     with pytest.raises(OutsideCalendar):
-        DEFAULT.due("municipal", Kind.LICENCE, D(2026, 12, 15))
+        strict.due("municipal", Kind.LICENCE, D(2026, 12, 15))
     # ... while the portal's calendar-day deadline needs no working-day data.
-    assert DEFAULT.due("portal", Kind.LICENCE, D(2026, 12, 30)) == D(2027, 1, 6)
+    assert strict.due("portal", Kind.LICENCE, D(2026, 12, 30)) == D(2027, 1, 6)
     # The ingest fan-out leaves the unknown ones out (null), and the record view says why.
-    dues = DEFAULT.due_dates(Kind.LICENCE, D(2026, 12, 15), ["national", "portal"])
-    assert dues == {"portal": D(2026, 12, 22)}
-    assert "2027" in (DEFAULT.explain("national", Kind.LICENCE, D(2026, 12, 15)) or "")
+    dues = strict.due_dates(Kind.LICENCE, D(2026, 12, 15), ["national", "portal"])
+    assert dues == {"portal": DueDate(D(2026, 12, 22), "official")}
+    assert "2027" in (strict.explain("national", Kind.LICENCE, D(2026, 12, 15)) or "")
+    # Years before the package's first are never estimated, provisional counting or not.
     with pytest.raises(OutsideCalendar):
         CAL.is_workday(D(2003, 6, 1))
+
+
+def test_a_licence_decided_on_2026_12_10_gets_a_provisional_january_due_date() -> None:
+    # The holidays package's statutory days for 2027 that fall on weekdays (the law's 补假 for a holiday on a
+    # weekend included): 01-01 (Fri, 元旦), 02-05 (Fri, 除夕), 02-08..02-10 (春节 and its 补假), 04-05 (清明),
+    # 05-03, 05-04 (劳动节 补假), 06-09 (端午), 09-15 (中秋), 10-01, 10-04, 10-05 (国庆 and 补假).
+    # Hand count from Thu 2026-12-10, day one the next day: Fri 12-11 (1); 12-14..18 (2-6); 12-21..25 (7-11);
+    # 12-28..31 Mon-Thu (12-15); Fri 2027-01-01 元旦, off; Sat 01-02, Sun 01-03 off; Mon 01-04 (16), 01-05 (17),
+    # 01-06 (18), 01-07 (19), Fri 01-08 (20).
+    assert DEFAULT.due_with_basis("national", Kind.LICENCE, D(2026, 12, 10)) == DueDate(D(2027, 1, 8), "provisional")
+    # The portal's 7 calendar days need no schedule: official even across the year's end.
+    assert DEFAULT.due_with_basis("portal", Kind.LICENCE, D(2026, 12, 30)) == DueDate(D(2027, 1, 6), "official")
+    # A count that stays inside 2026 is official.
+    assert DEFAULT.due_with_basis("national", Kind.LICENCE, D(2026, 11, 2)) == DueDate(D(2026, 11, 30), "official")
+    # Weekday arithmetic alone would cross 元旦 as a working day and say 01-07: the statutory day is honoured.
+    assert CAL.is_workday(D(2027, 1, 1)) is False and CAL.is_workday(D(2027, 2, 9)) is False
+    assert CAL.basis(2027) == "provisional" and CAL.basis(2026) == "official"
+
+
+def test_an_override_with_a_make_up_day_replaces_the_provisional_count(tmp_path: Path) -> None:
+    table = tmp_path / "2027.toml"
+    table.write_text("", encoding="utf-8")
+    deadlines = from_settings(DeadlineSettings(overrides_file=table))
+    assert deadlines.due_with_basis("municipal", Kind.LICENCE, D(2026, 12, 10)) == DueDate(D(2027, 1, 8), "provisional")
+    table.write_text('[years.2027]\nholidays = ["2027-01-01"]\nworkdays = ["2027-01-02"]\n', encoding="utf-8")
+    assert deadlines.reload() == [2027]
+    # 12-31 is working day 15; 01-01 off; Sat 01-02 a make-up working day (16); 01-04..07 (17-20).
+    assert deadlines.due_with_basis("municipal", Kind.LICENCE, D(2026, 12, 10)) == DueDate(D(2027, 1, 7), "official")
 
 
 def test_an_override_year_makes_the_deadline_computable(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Import of existing records from the national template (``credit-gateway import``)."""
