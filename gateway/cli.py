@@ -196,7 +196,8 @@ def keys_create(
         str | None,
         typer.Option(
             help="comma-separated kinds a source key may send "
-            "(licences,penalties,commitments,list-changes); default all"
+            "(licences,penalties,commitments,list-changes), plus credit-checks to run credit checks; default all "
+            "record kinds (credit checks only when named)"
         ),
     ] = None,
 ) -> None:
@@ -206,9 +207,13 @@ def keys_create(
     chosen: tuple[str, ...] | None = None
     if kinds:
         try:
-            chosen = tuple(Kind.from_code(k.strip()).value for k in kinds.split(",") if k.strip())
+            chosen = tuple(
+                k.strip() if k.strip() == "credit-checks" else Kind.from_code(k.strip()).value
+                for k in kinds.split(",")
+                if k.strip()
+            )
         except ValueError:
-            raise _fail(ValueError(f"--kinds takes {', '.join(k.value for k in Kind)}")) from None
+            raise _fail(ValueError(f"--kinds takes {', '.join(k.value for k in Kind)}, credit-checks")) from None
     store = _store(_settings())
     with _store_errors():
         store.migrate()

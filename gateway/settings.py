@@ -207,6 +207,13 @@ class JobSettings(BaseModel):
     period_rules: list[PeriodRuleSet] = Field(default_factory=_default_rule_sets)
 
 
+class CheckSettings(BaseModel):
+    """Credit checks before approval (事前监管): how long the national subject query may take, how long kept."""
+
+    national_deadline_seconds: float = Field(default=3.0, gt=0, le=60)  # the whole national call, answer or not
+    retention_days: int | None = Field(default=None, ge=1)  # None: kept for ever (留存查询记录)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -228,6 +235,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    checks: CheckSettings = Field(default_factory=CheckSettings)
 
     @model_validator(mode="after")
     def _no_demo_secrets_in_production(self) -> Settings:
