@@ -144,7 +144,7 @@ class CreditChecks:
             ", ".join(sources),
             extra={"action": "credit_check"},
         )
-        return self.get(check_id)
+        return kept.view_of_new(new, check_id)
 
     def measure(self, actor: Actor, check_id: int, body: MeasureBody) -> dict[str, Any]:
         now = self.clock.now()

@@ -138,8 +138,8 @@ def add_measure(
     )
 
 
-def _view(row: sa.Row[Any], measures: Sequence[sa.Row[Any]]) -> dict[str, Any]:
-    m = row._mapping
+def _view(row: sa.Row[Any] | dict[str, Any], measures: Sequence[sa.Row[Any]]) -> dict[str, Any]:
+    m = row._mapping if isinstance(row, sa.Row) else row
     history = [
         {"measure": h.measure, "note": h.note, "at": h.at.isoformat(), "by": h.actor}
         for h in sorted(measures, key=lambda h: h.id)
@@ -166,6 +166,11 @@ def _view(row: sa.Row[Any], measures: Sequence[sa.Row[Any]]) -> dict[str, Any]:
         "measure": history[-1] if history else None,
         "measures": history,
     }
+
+
+def view_of_new(check: NewCheck, check_id: int) -> dict[str, Any]:
+    """The view of a check just kept, as ``get`` would read it back (without reading it back)."""
+    return _view({"id": check_id, **{f: getattr(check, f) for f in NewCheck.__slots__}}, [])
 
 
 def get(conn: Connection, check_id: int) -> dict[str, Any]:
