@@ -106,7 +106,7 @@ class CreditChecks:
                 raise IdentifierRefused(str(exc)) from None
         pending = self.national.start(subject.code)
         rules = self.settings.jobs.period_rules
-        rows = self.store.db.read(lambda conn: kept.subject_records(conn, subject.code))
+        rows = kept.read_subject(self.store.db, subject.code)
         found = findings.local_findings(rows, day, rules)
         answer = self.national.finish(pending, started)
         sources = ["local"]
@@ -134,7 +134,7 @@ class CreditChecks:
             advice=advice,
             reasons=reasons,
         )
-        check_id = self.store.db.transact(lambda conn: kept.insert(conn, new))
+        check_id = kept.keep(self.store.db, new)
         log.info(
             "credit check %s of %s for %s: %s (%s)",
             check_id,

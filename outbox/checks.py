@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outbox.database import Database
 from outbox.errors import RecordNotFound
 from outbox.tables import audit_event, credit_check, credit_check_measure, record, record_version
 from schemas.identifiers import mask_id_number
@@ -90,7 +91,19 @@ def masked(code: str, id_type: str | None) -> str:
     return code if id_type is None else mask_id_number(code)
 
 
+def _audit_detail(check: NewCheck) -> dict[str, Any]:
+    return {
+        "subject": check.masked_code(),
+        "matter_type": check.matter_type,
+        "department": check.department,
+        "requested_by": check.requested_by,
+        "advice": check.advice,
+        "sources": check.sources,
+    }
+
+
 def insert(conn: Connection, check: NewCheck) -> int:
+    """Keep the check and its audit event (in the caller's transaction); the audit's ``source_id`` is its id."""
     values = {f: getattr(check, f) for f in NewCheck.__slots__}
     check_id: int = conn.execute(sa.insert(credit_check).values(**values).returning(credit_check.c.id)).scalar_one()
     conn.execute(
@@ -100,18 +113,49 @@ def insert(conn: Connection, check: NewCheck) -> int:
             role=check.role,
             action="check.run",
             source_id=str(check_id),
-            detail={
-                "check_id": check_id,
-                "subject": check.masked_code(),
-                "matter_type": check.matter_type,
-                "department": check.department,
-                "requested_by": check.requested_by,
-                "advice": check.advice,
-                "sources": check.sources,
-            },
+            detail=_audit_detail(check),
         )
     )
     return check_id
+
+
+def _insert_with_audit(check: NewCheck) -> sa.Insert:
+    """PostgreSQL: the check and its audit event in one statement (a data-modifying CTE), atomic on its own."""
+    values = {f: getattr(check, f) for f in NewCheck.__slots__}
+    kept = sa.insert(credit_check).values(**values).returning(credit_check.c.id).cte("kept")
+    row = sa.select(
+        sa.bindparam("audit_at", check.checked_at, type_=audit_event.c.at.type),
+        sa.bindparam("audit_actor", check.actor, type_=sa.String()),
+        sa.bindparam("audit_role", check.role, type_=sa.String()),
+        sa.literal("check.run", sa.String()),
+        sa.cast(kept.c.id, sa.String()),
+        sa.cast(sa.bindparam("audit_detail", _audit_detail(check), type_=sa.JSON()), sa.JSON()),
+    )
+    columns = ["at", "actor", "role", "action", "source_id", "detail"]
+    return sa.insert(audit_event).from_select(columns, row).returning(audit_event.c.source_id)
+
+
+def keep(db: Database, check: NewCheck) -> int:
+    """Keep a check with its audit event; on PostgreSQL in one autocommitted statement (no BEGIN/COMMIT trips)."""
+    if not db.is_postgres:
+        return db.transact(lambda conn: insert(conn, check))
+
+    def once(conn: Connection) -> int:
+        statement = _insert_with_audit(check)
+        return int(conn.execution_options(isolation_level="AUTOCOMMIT").execute(statement).scalar_one())
+
+    return db.read(once)
+
+
+def read_subject(db: Database, code: str) -> list[dict[str, Any]]:
+    """``subject_records`` in one statement; on PostgreSQL autocommitted (no BEGIN/ROLLBACK round trips)."""
+
+    def once(conn: Connection) -> list[dict[str, Any]]:
+        if db.is_postgres:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        return subject_records(conn, code)
+
+    return db.read(once)
 
 
 def add_measure(

@@ -340,3 +340,83 @@ def test_listing_filters(gateway: httpx.Client, source_key: str, checker: str, c
     assert ids(advice="restrict") == ["restrict@行政审批科"]
     bad = gateway.get("/api/v1/credit-checks", params={"advice": "maybe"}, headers=bearer(checker))
     assert bad.status_code == 422
+
+
+def test_a_record_delivered_to_national_is_found_in_both(
+    gateway: httpx.Client, settings: Settings, store: Store, clock: ManualClock, source_key: str, checker: str
+) -> None:
+    from gateway.targets import build_clients
+    from gateway.worker import Worker
+
+    code = subject(19)
+    post(gateway, source_key, "list-changes", list_change("MD-10", counterpart__uscc=code))
+    worker = Worker(settings, store, build_clients(settings, clock), clock)
+    try:
+        worker.drain("national")
+    finally:
+        for client in worker.clients.values():
+            client.close()
+    found = checked(gateway, checker, code)
+    [entry] = found["findings"]["black_list"]
+    assert entry["sources"] == ["local", "national"] and found["reasons"][0].endswith("local+national）")
+
+
+def test_national_breaker_opens_and_checks_stop_asking(
+    settings: Settings, store: Store, clock: ManualClock, sandbox: str, checker: str
+) -> None:
+    point_at_sandbox(settings, sandbox)
+    settings.delivery.breaker_failures = 1
+    httpx.put(f"{sandbox}/_admin/national/faults", json={"error_rate": 1}).raise_for_status()
+    with live.serve(build_app(settings, store=store, clock=clock)) as url, httpx.Client(base_url=url) as client:
+        assert checked(client, checker, subject(20))["sources"] == ["local", "national:unavailable"]
+        before = httpx.get(f"{sandbox}/_admin/national/stats").json()
+        assert checked(client, checker, subject(20))["sources"] == ["local", "national:breaker_open"]
+        clock.advance(dt.timedelta(seconds=settings.delivery.breaker_open_seconds + 1))
+        httpx.delete(f"{sandbox}/_admin/national/faults").raise_for_status()
+        assert checked(client, checker, subject(20))["sources"] == ["local", "national"]  # the probe succeeds
+    assert before["received_items"] == 0  # the subject query is not a delivery
+
+
+def test_national_throttling_holds_further_queries(
+    settings: Settings, store: Store, clock: ManualClock, sandbox: str, checker: str
+) -> None:
+    point_at_sandbox(settings, sandbox)
+    throttle = {"throttle_rate": 1, "retry_after_seconds": 60}
+    httpx.put(f"{sandbox}/_admin/national/faults", json=throttle).raise_for_status()
+    with live.serve(build_app(settings, store=store, clock=clock)) as url, httpx.Client(base_url=url) as client:
+        assert checked(client, checker, subject(21))["national"] == "throttled"
+        httpx.delete(f"{sandbox}/_admin/national/faults").raise_for_status()
+        assert checked(client, checker, subject(21))["national"] == "throttled"  # held by Retry-After, not asked
+        clock.advance(dt.timedelta(seconds=61))
+        assert checked(client, checker, subject(21))["national"] == "answered"
+
+
+def test_retention_deletes_old_checks_only_when_set(settings: Settings, store: Store, clock: ManualClock) -> None:
+    from gateway.checks import CheckBody, CreditChecks
+    from outbox.ingest import Actor
+
+    settings.targets.national.enabled = False
+    service = CreditChecks(settings, store, clock)
+    body = CheckBody.model_validate(
+        {
+            "subject": {"uscc": subject(22)},
+            "matter": "m",
+            "matter_type": "other",
+            "department": "d",
+            "requested_by": "r",
+        }
+    )
+    try:
+        service.run(Actor("cli", "operator"), body)
+        clock.advance(dt.timedelta(days=40))
+        service.run(Actor("cli", "operator"), body)
+        assert service.purge("cli") == 0  # default: kept
+        settings.checks = CheckSettings(retention_days=30)
+        assert service.purge("cli") == 1
+        assert [c["check_date"] for c in service.listing(start=None, end=None, department=None, advice=None)] == [
+            "2027-01-04"
+        ]
+        [event] = audit(store, "check.purge")
+        assert event.actor == "cli" and event.detail["deleted"] == 1
+    finally:
+        service.close()
