@@ -70,8 +70,22 @@ def _json(body: Any, status: int = 200) -> Response:
 T = TypeVar("T", bound=BaseModel)
 
 
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with its local ``$defs`` references written out (they would not resolve inside OpenAPI)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+    schema = model.model_json_schema()
+    inlined = _inline(schema, schema.get("$defs", {}))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inlined}}}}
 
 
 async def _read(request: Request, model: type[T]) -> T:
