@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from gateway import findings
@@ -31,9 +32,26 @@ from schemas.records import IdTypeField
 
 log = logging.getLogger("gateway.checks")
 
-MatterType = Literal["licence", "subsidy", "procurement", "tender", "public_service", "other"]
-Measure = Literal["refused", "strict_review", "fast_track", "no_effect", "other"]
+MATTER_TYPES = ("licence", "subsidy", "procurement", "tender", "public_service", "other")
+MEASURES = ("refused", "strict_review", "fast_track", "no_effect", "other")
 Advice = Literal["restrict", "caution", "reward", "no_record"]
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str]:
+    """A value from a closed list, refused with the code the record enumerations use (``unknown_value``)."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value.strip() not in allowed:
+            raise PydanticCustomError(
+                "unknown_value", "'{value}' is not one of: {allowed}", {"value": value, "allowed": ", ".join(allowed)}
+            )
+        return value.strip()
+
+    return check
+
+
+MatterType = Annotated[str, BeforeValidator(_one_of(MATTER_TYPES))]
+Measure = Annotated[str, BeforeValidator(_one_of(MEASURES))]
 
 
 class Subject(BaseModel):

@@ -306,7 +306,11 @@ def test_kept_audited_masked_and_never_altered(
     missing = gateway.post("/api/v1/credit-checks/999999/measure", json={"measure": "refused"}, headers=bearer(checker))
     assert missing.status_code == 404
     bad = gateway.post(f"/api/v1/credit-checks/{found['id']}/measure", json={"measure": "x"}, headers=bearer(checker))
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "measure"
+    assert bad.status_code == 422 and bad.json()["errors"][0] == {
+        "field": "measure",
+        "code": "unknown_value",
+        "message": "'x' is not one of: refused, strict_review, fast_track, no_effect, other",
+    }
 
     [run] = audit(store, "check.run")
     assert run.actor == "approval-office" and run.detail["subject"] == found["subject"]["code"]
