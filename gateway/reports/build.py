@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from gateway.reports.joint import joint_measures
 from gateway.reports.periods import Period, months_back
 from outbox.ingest import end_of_day
 from outbox.rates import Counts, Group
@@ -116,6 +117,7 @@ def build_report(
         "late": _jsonable(late),
         "quotas": quotas,
         "trend": [{"month": month, **counts.as_dict()} for month, counts in trend.items()],
+        "joint_measures": joint_measures(store, period),
     }
 
 

@@ -17,6 +17,7 @@ import orjson
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
+from gateway.reports import joint
 from gateway.reports.build import DEFINITIONS, kind_label
 
 Format = Literal["json", "csv", "xlsx", "html"]
@@ -70,6 +71,7 @@ def to_csv(report: dict[str, Any]) -> bytes:
     for d in report["by_department"]:
         writer.writerow([report["period"], d["department"], "合计", "合计", *_count_cells(d["counts"])])
     writer.writerow([report["period"], "全局", "合计", "合计", *_count_cells(report["summary"]["total"])])
+    writer.writerows(joint.block(report))
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
@@ -143,6 +145,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
         rows,
         [16, 8, 12, 12, 10, 10, 8],
     )
+    _sheet(book, "联合奖惩", joint.HEADERS, joint.rows(report), [16] + [10] * (len(joint.HEADERS) - 1))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -219,6 +222,7 @@ th {{ background: #1f4e79; color: #fff; }} td:first-child {{ text-align: left; }
 <h2>按科室</h2>{_table(["科室", *COUNT_HEADERS], departments)}
 <h2>按目标平台</h2>{_table(["目标平台", *COUNT_HEADERS], targets)}
 <h2>逾期未公示 ({len(overdue)})</h2>{_table(["科室", "类别", "业务编号", "目标平台", "公示期限"], overdue)}
+<h2>联合奖惩</h2>{_table(joint.HEADERS, joint.rows(report))}
 <h2>年度任务 ({report["from"][:4]})</h2>{_table(["科室", "红名单推送", "黑名单推送", "信用承诺", "达标"], quotas)}
 <h2>口径</h2><ul>{definitions}</ul>
 </body></html>
