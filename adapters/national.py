@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 
@@ -33,7 +33,7 @@ from adapters.base import (
     next_page,
 )
 from adapters.signing import national_signature
-from schemas.enums import Kind
+from schemas.enums import Kind, ListType, PenaltyCategory
 
 MAX_BODY = 5 * 1024 * 1024
 PAGE_SIZE = 500
@@ -45,6 +45,37 @@ class NationalConfig:
     app_secret: str
     area: str = "431200"  # 怀化市, for 承诺编码
     max_items: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectListEntry:
+    """A red- or black-list entry the platform holds about a subject (any reporting unit)."""
+
+    list: str  # "red" | "black"
+    list_name: str
+    unit: str
+    since: dt.date | None
+    until: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectPenalty:
+    decision_number: str
+    unit: str
+    decision_date: dt.date | None
+    publish_until: dt.date | None
+    categories: tuple[str, ...]  # PenaltyCategory codes; unknown labels kept as sent
+    serious: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectReport:
+    """The national subject query's answer (PROTOCOLS.md "national: subject query")."""
+
+    code: str
+    name: str | None
+    lists: tuple[SubjectListEntry, ...]
+    penalties: tuple[SubjectPenalty, ...]
 
 
 def batch_id(keys: Sequence[str]) -> str:
@@ -100,6 +131,10 @@ class National:
     def holdings_exchange(self, kind: Kind, page: str | None, *, now: dt.datetime) -> Exchange:
         query = urlencode({"type": fields.TYPE_CODES[kind], "page": page or "1", "page_size": PAGE_SIZE})
         return Exchange(self.signed("GET", f"/api/v1/records?{query}", b"", now), ())
+
+    def subject_exchange(self, code: str, *, now: dt.datetime) -> Exchange:
+        """The signed subject query (审批前信用查询) for a USCC or an 18-character ID number."""
+        return Exchange(self.signed("GET", f"/api/v1/subjects/{quote(code, safe='')}", b"", now), ())
 
     # -- replies -------------------------------------------------------------------------------------------
 
@@ -159,6 +194,86 @@ class National:
         total = int(data.get("total") or 0)
         holdings = [fields.json_holding(i, kind, "data") for i in items]
         return HoldingsPage(holdings, next_page(page, PAGE_SIZE, total, len(items)), total)
+
+
+def interpret_subject(reply: Reply) -> SubjectReport:
+    """The subject query's reply, read without trusting it; anything else than a good answer is a ReplyError.
+
+    The code of the error is the platform's (``4290`` when throttled, HTTP status otherwise) so the caller can
+    tell "the platform is down" from "the platform asked us to wait".
+    """
+    body = replies.json_body(reply)
+    code, message = _code(body)
+    if reply.status != 200 or code != "0":
+        raise ReplyError(code or str(reply.status), message or f"subject query failed: HTTP {reply.status}")
+    data = body.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("code"), str):
+        raise ReplyError("malformed_reply", "subject query answer without data.code")
+    try:
+        lists = tuple(_list_entry(e) for e in _objects(data.get("lists")))
+        penalties = tuple(_penalty(p) for p in _objects(data.get("penalties")))
+    except (TypeError, ValueError) as exc:
+        raise ReplyError("malformed_reply", f"subject query answer is not as the protocol says: {exc}") from None
+    name = data.get("name")
+    return SubjectReport(data["code"], name if isinstance(name, str) and name else None, lists, penalties)
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise TypeError("expected a list of objects")
+    return value
+
+
+def _date(value: Any) -> dt.date | None:
+    """Dates as the platforms write them (``YYYY/MM/DD``), ISO accepted too; absent or empty is None."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"date {value!r} is not a string")
+    return dt.date.fromisoformat(value.strip().replace("/", "-"))
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _list_entry(entry: dict[str, Any]) -> SubjectListEntry:
+    kind = ListType.parse(_text(entry.get("list")))
+    if kind is None:
+        raise ValueError(f"list {entry.get('list')!r} is neither 红名单 nor 黑名单")
+    return SubjectListEntry(
+        kind.value,
+        _text(entry.get("list_name")),
+        _text(entry.get("unit")),
+        _date(entry.get("since")),
+        _date(entry.get("until")),
+    )
+
+
+def _penalty(entry: dict[str, Any]) -> SubjectPenalty:
+    raw = entry.get("categories") or []
+    parts = raw.split(";") if isinstance(raw, str) else raw
+    if not isinstance(parts, list):
+        raise TypeError("categories must be a list or a ;-joined string")
+    categories = []
+    for part in parts:
+        text = _text(part)
+        member = PenaltyCategory.parse(text.split("-", 1)[0]) if text else None
+        if text:
+            categories.append(member.value if member is not None else text)
+    number = _text(entry.get("decision_number"))
+    if not number:
+        raise ValueError("a penalty without decision_number")
+    return SubjectPenalty(
+        number,
+        _text(entry.get("unit")),
+        _date(entry.get("decision_date")),
+        _date(entry.get("publish_until")),
+        tuple(categories),
+        entry.get("serious") is True,
+    )
 
 
 def _code(body: Any) -> tuple[str | None, str | None]:

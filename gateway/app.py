@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
 from gateway import deadlines
-from gateway.api import health, mails, operations, problems, records, reports, targets
+from gateway.api import checks, health, mails, operations, problems, records, reports, targets
 from gateway.api.auth import KeyCache
 from gateway.clock import Clock, SystemClock
 from gateway.housekeeping import Housekeeping
@@ -100,6 +100,7 @@ def build_app(
     app.state.key_cache = KeyCache(store, settings.key_cache_seconds)
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(checks.router)  # before records: /credit-checks must not read as /{kind}
     app.include_router(reports.router)  # before records: /reports/{id} must not read as /{kind}/{source_id}
     app.include_router(records.router)
     app.include_router(targets.router)

@@ -197,7 +197,8 @@ def keys_create(
         str | None,
         typer.Option(
             help="comma-separated kinds a source key may send "
-            "(licences,penalties,commitments,list-changes); default all"
+            "(licences,penalties,commitments,list-changes), plus credit-checks to run credit checks; default all "
+            "record kinds (credit checks only when named)"
         ),
     ] = None,
 ) -> None:
@@ -207,9 +208,13 @@ def keys_create(
     chosen: tuple[str, ...] | None = None
     if kinds:
         try:
-            chosen = tuple(Kind.from_code(k.strip()).value for k in kinds.split(",") if k.strip())
+            chosen = tuple(
+                k.strip() if k.strip() == "credit-checks" else Kind.from_code(k.strip()).value
+                for k in kinds.split(",")
+                if k.strip()
+            )
         except ValueError:
-            raise _fail(ValueError(f"--kinds takes {', '.join(k.value for k in Kind)}")) from None
+            raise _fail(ValueError(f"--kinds takes {', '.join(k.value for k in Kind)}, credit-checks")) from None
     store = _store(_settings())
     with _store_errors():
         store.migrate()
@@ -664,6 +669,113 @@ def import_command(
         err.print("dry run: nothing was stored")
     typer.echo(outcome.summary())
     store.db.dispose()
+
+
+checks_app = typer.Typer(
+    help="Credit checks before approval (事前监管): run one, list the kept ones (audited as 'cli').",
+    no_args_is_help=True,
+)
+app.add_typer(checks_app, name="checks")
+
+
+@contextmanager
+def _checks(settings: Settings) -> Iterator[Any]:
+    from gateway.checks import CreditChecks
+
+    service = CreditChecks(settings, _store(settings), SystemClock())
+    try:
+        with _store_errors():
+            yield service
+    finally:
+        service.close()
+        service.store.db.dispose()
+
+
+@checks_app.command("run")
+def checks_run(
+    matter: Annotated[str, typer.Option(help="the matter being approved (事项)")],
+    department: Annotated[str, typer.Option(help="the approving department (科室)")],
+    matter_type: Annotated[
+        str, typer.Option("--type", help="licence, subsidy, procurement, tender, public_service or other")
+    ] = "licence",
+    uscc: Annotated[str | None, typer.Option(help="the subject's 统一社会信用代码")] = None,
+    id_type: Annotated[str | None, typer.Option(help="a person's document type (resident_id, passport, …)")] = None,
+    id_number: Annotated[str | None, typer.Option(help="a person's document number")] = None,
+    requested_by: Annotated[str, typer.Option(help="who asks (经办人)")] = "cli",
+) -> None:
+    """Check a subject (by USCC or ID document) and keep the query; prints the advice, then the JSON answer."""
+    from pydantic import ValidationError
+
+    from gateway.checks import CheckBody, IdentifierRefused
+    from schemas.errors import from_pydantic
+
+    subject = {k: v for k, v in (("uscc", uscc), ("id_type", id_type), ("id_number", id_number)) if v is not None}
+    raw = {
+        "subject": subject,
+        "matter": matter,
+        "matter_type": matter_type,
+        "department": department,
+        "requested_by": requested_by,
+    }
+    try:
+        body = CheckBody.model_validate(raw)
+    except ValidationError as exc:
+        raise _fail(ValueError("; ".join(f"{e.field}: {e.message}" for e in from_pydantic(exc)))) from None
+    with _checks(_settings()) as service:
+        try:
+            found = service.run(_actor(), body)
+        except IdentifierRefused as exc:
+            raise _fail(ValueError(f"subject.id_number: {exc}")) from None
+    err.print(f"check {found['id']}: [bold]{found['advice']}[/bold] (sources: {', '.join(found['sources'])})")
+    for reason in found["reasons"]:
+        err.print(f"  - {reason}")
+    typer.echo(json.dumps(found, ensure_ascii=False, indent=2))
+
+
+@checks_app.command("list")
+def checks_list(
+    period: Annotated[str, typer.Option(help="when the checks were made: 2026-11, 2026-Q4, 2026 or 2026-11-05")],
+    department: Annotated[str | None, typer.Option(help="only this department")] = None,
+    advice: Annotated[str | None, typer.Option(help="only this advice (restrict, caution, reward, no_record)")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many rows")] = 1000,
+) -> None:
+    """The kept checks of a period (ID numbers masked), with their latest measure."""
+    from gateway.reports.periods import PeriodError, parse_period
+
+    try:
+        chosen = parse_period(period)
+    except PeriodError as exc:
+        raise _fail(exc) from None
+    with _checks(_settings()) as service:
+        items = service.listing(start=chosen.start, end=chosen.end, department=department, advice=advice, limit=limit)
+    table = Table("id", "checked at", "department", "subject", "matter", "advice", "sources", "measure")
+    for column in table.columns:
+        column.overflow = "fold"
+    for i in items:
+        table.add_row(
+            str(i["id"]),
+            i["checked_at"][:19],
+            i["department"],
+            f"{i['subject']['name'] or ''} {i['subject']['code']}".strip(),
+            i["matter"],
+            i["advice"],
+            ",".join(i["sources"]),
+            i["measure"]["measure"] if i["measure"] else "",
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    err.print(f"{len(items)} check(s) in {chosen.label}")
+
+
+@checks_app.command("purge")
+def checks_purge() -> None:
+    """Delete kept checks older than CREDIT_GATEWAY_CHECKS__RETENTION_DAYS (nothing when unset: kept)."""
+    settings = _settings()
+    if settings.checks.retention_days is None:
+        typer.echo("retention not set (CREDIT_GATEWAY_CHECKS__RETENTION_DAYS): every check is kept")
+        return
+    with _checks(settings) as service:
+        count = service.purge("cli")
+    typer.echo(f"deleted {count} check(s) older than {settings.checks.retention_days} days")
 
 
 def main() -> None:

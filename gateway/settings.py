@@ -250,6 +250,11 @@ class ReportMailSettings(BaseModel):
     max_age_hours: float = Field(default=48.0, gt=0)
     initial_backoff_seconds: float = Field(default=60.0, gt=0)
     max_backoff_seconds: float = Field(default=3600.0, gt=0)
+class CheckSettings(BaseModel):
+    """Credit checks before approval (事前监管): how long the national subject query may take, how long kept."""
+
+    national_deadline_seconds: float = Field(default=3.0, gt=0, le=60)  # the whole national call, answer or not
+    retention_days: int | None = Field(default=None, ge=1)  # None: kept for ever (留存查询记录)
 
 
 class Settings(BaseSettings):
@@ -278,6 +283,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     report_mail: ReportMailSettings = Field(default_factory=ReportMailSettings)
+    checks: CheckSettings = Field(default_factory=CheckSettings)
 
     @model_validator(mode="after")
     def _no_demo_secrets_in_production(self) -> Settings:

@@ -98,9 +98,23 @@ class Record(SQLModel, table=True):
     origin: str = Field(default="api", sa_column=sa.Column(sa.String(length=8), nullable=False, server_default="api"))
 
 
+def _subject_indexes() -> tuple[sa.Index, ...]:
+    """Credit checks find a subject's records by code: expression indexes on the stored JSON (migration 0006).
+
+    Declared here in their PostgreSQL form only: Alembic compares them there; SQLite cannot reflect expression
+    indexes, and the migration writes its ``json_extract`` twins.
+    """
+    return tuple(
+        sa.Index(
+            f"ix_record_version_subject_{path}", sa.text(f"((content -> 'counterpart'::text) ->> '{path}'::text)")
+        ).ddl_if(dialect="postgresql")
+        for path in ("uscc", "id_number")
+    )
+
+
 class RecordVersion(SQLModel, table=True):
     __tablename__ = "record_version"
-    __table_args__ = (sa.UniqueConstraint("record_id", "version", name="uq_record_version"),)
+    __table_args__ = (sa.UniqueConstraint("record_id", "version", name="uq_record_version"), *_subject_indexes())
 
     id: int | None = _id()
     record_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("record.id"), nullable=False))
@@ -314,6 +328,47 @@ class ReportSchedule(SQLModel, table=True):
     source: str = Field(max_length=16)  # settings (re-seeded at start) or console (edited: kept as is)
     updated_at: dt.datetime = _ts()
     updated_by: str = Field(max_length=64)
+class CreditCheck(SQLModel, table=True):
+    """One 审批前信用查询, kept whole (留存查询记录): who asked, about whom, why, what was found, the advice.
+
+    Never updated (a trigger refuses it); the measure taken later goes to ``credit_check_measure``. The subject's
+    code is stored in clear for the bureau; listings and logs mask ID numbers.
+    """
+
+    __tablename__ = "credit_check"
+    __table_args__ = (sa.Index("ix_credit_check_department", "department", "checked_at"),)
+
+    id: int | None = _id()
+    checked_at: dt.datetime = _ts(index=True)
+    check_date: dt.date  # the day (Asia/Shanghai) whose records in force were consulted
+    actor: str = Field(max_length=64)  # the API key's name (or "cli")
+    role: str = Field(max_length=16)
+    subject_code: str = Field(max_length=64, index=True)
+    subject_id_type: str | None = Field(default=None, max_length=32)  # None: a USCC
+    subject_name: str | None = Field(default=None, max_length=200)
+    matter: str = Field(max_length=500)
+    matter_type: str = Field(max_length=16)
+    department: str = Field(max_length=64)
+    requested_by: str = Field(max_length=64)
+    findings: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    sources: list[str] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    national: str = Field(max_length=16)  # answered, disabled, timeout, unavailable, breaker_open, throttled
+    advice: str = Field(max_length=16)
+    reasons: list[str] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+
+
+class CreditCheckMeasure(SQLModel, table=True):
+    """The joint reward/punishment measure (联合奖惩措施) taken after a check; appended, never changed."""
+
+    __tablename__ = "credit_check_measure"
+
+    id: int | None = _id()
+    check_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("credit_check.id"), nullable=False, index=True))
+    at: dt.datetime = _ts()
+    actor: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    measure: str = Field(max_length=16)
+    note: str | None = Field(default=None, max_length=1000)
 
 
 api_key = SQLModel.metadata.tables["api_key"]
@@ -327,4 +382,6 @@ reconciliation_run = SQLModel.metadata.tables["reconciliation_run"]
 report_run = SQLModel.metadata.tables["report_run"]
 report_mail = SQLModel.metadata.tables["report_mail"]
 report_schedule = SQLModel.metadata.tables["report_schedule"]
+credit_check = SQLModel.metadata.tables["credit_check"]
+credit_check_measure = SQLModel.metadata.tables["credit_check_measure"]
 metadata = SQLModel.metadata

@@ -207,6 +207,8 @@ def field_schema(field: FieldInfo) -> tuple[dict[str, Any], bool]:
     forms = [m for m in metadata if isinstance(m, Form)]
     if forms:
         schema = _form(forms[0].name, metadata)
+    elif base is bool:
+        schema = {"type": "boolean"}
     elif isinstance(base, type) and issubclass(base, Labelled):
         return _enum(base, nullable), nullable
     elif isinstance(base, type) and issubclass(base, BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from schemas.enums import (
     CommitmentType,
@@ -122,6 +122,9 @@ class Penalty(RecordBase):
     decision_date: Day
     valid_until: Day
     publish_until: Day | None = None
+    # 严重失信: marked by the source; when absent, the credit check judges it from the categories (吊销许可证件,
+    # 责令停产停业, 责令关闭, 限制从业, 行政拘留). Absent stays absent so existing records keep their content hash.
+    serious: StrictBool | None = None
 
     @property
     def decided_on(self) -> dt.date:

@@ -32,6 +32,8 @@ from adapters.sandbox import rules
 from adapters.sandbox.faults import Faults
 from adapters.sandbox.routing import Router
 from adapters.sandbox.state import TARGETS, Entry, Result, SandboxState
+from adapters.sandbox.subjects import Subjects, register
+from adapters.sandbox.subjects import admin_router as subjects_admin
 
 MAX_BODY = 5 * 1024 * 1024
 NONCE_TTL = 600.0
@@ -72,6 +74,7 @@ class Sandbox:
         self.credentials = credentials or Credentials()
         self.nonces: dict[str, float] = {}
         self.tokens: dict[str, float] = {}
+        self.subjects = Subjects()
         self._changed: asyncio.Condition | None = None
 
     @property
@@ -242,6 +245,7 @@ def national_router(sb: Sandbox) -> Router:
         ]
         return _json({"code": "0", "message": "ok", "data": {"total": total, "items": items}})
 
+    register(router, sb, sb.subjects, authorised)
     return router
 
 
@@ -648,6 +652,7 @@ def create_sandbox(
         state.faults[target].set(settings)
     sb = Sandbox(state, credentials)
     routers = (national_router(sb), provincial_router(sb, schema), municipal_router(sb), portal_router(sb))
-    app = Starlette(routes=[route for router in (*routers, admin_router(sb)) for route in router.routes])
+    admin = (subjects_admin(sb.subjects), admin_router(sb))
+    app = Starlette(routes=[route for router in (*routers, *admin) for route in router.routes])
     app.state.sandbox = sb
     return app

@@ -19,12 +19,15 @@ from outbox.keys import KeyInfo
 from outbox.store import Store
 from schemas.enums import Kind
 
+CHECKS = "credit-checks"  # a key "kind" that is not a record kind: may run credit checks (事前监管)
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     name: str
     role: str
     kinds: frozenset[Kind] | None  # None: every kind
+    checks: bool = False  # a source key given the credit-checks kind (operators may always check)
 
     @property
     def actor(self) -> Actor:
@@ -87,8 +90,8 @@ async def authenticate(request: Request) -> Principal:
         raise Problem(
             401, "unauthorised", "Unknown API key", "the API key is unknown or revoked", headers=_UNAUTHORISED
         )
-    kinds = None if info.kinds is None else frozenset(Kind.from_code(k) for k in info.kinds)
-    return Principal(info.name, info.role, kinds)
+    kinds = None if info.kinds is None else frozenset(Kind.from_code(k) for k in info.kinds if k != CHECKS)
+    return Principal(info.name, info.role, kinds, checks=info.kinds is not None and CHECKS in info.kinds)
 
 
 def forbid(principal: Principal, what: str) -> Problem:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from gateway.clock import SHANGHAI
+from gateway.reports.joint import joint_measures
 from gateway.reports.periods import Period, months_back
 from outbox.ingest import end_of_day
 from outbox.rates import Counts, Group
@@ -135,6 +136,7 @@ def build_report(
         "late": _jsonable(late),
         "quotas": quotas,
         "trend": [{"month": month, **counts.as_dict()} for month, counts in trend.items()],
+        "joint_measures": joint_measures(store, period),
         # Further sections a later feature adds (e.g. 联合奖惩 figures from credit checks): each
         # {"key", "title", "headers": [...], "rows": [[...], ...], "note"?}; every format renders them as a table.
         "extra_sections": [],

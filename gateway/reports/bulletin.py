@@ -23,6 +23,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 from docx.text.run import Run
 
+from gateway.reports import joint
 from gateway.reports.build import kind_label
 from gateway.reports.render import (
     DEFINITION_LABELS,
@@ -237,7 +238,15 @@ def to_docx(report: dict[str, Any]) -> bytes:
     )
     _table(doc, ["科室", "年度", "红名单", "黑名单", "信用承诺", "行政处罚", "行政许可", "达标"], quota_rows(report))
 
-    for number, section in enumerate(report.get("extra_sections", []), start=6):
+    _heading(doc, 6, "联合奖惩")
+    joint_rows = joint.rows(report)
+    if joint_rows:
+        _paragraph(doc, "本期审批前信用查询及采取的联合奖惩措施，按科室统计。")
+        _table(doc, joint.HEADERS, joint_rows, size=9)
+    else:
+        _paragraph(doc, "本期无审批前信用查询。")
+
+    for number, section in enumerate(report.get("extra_sections", []), start=7):
         _heading(doc, number, str(section["title"]))
         if section.get("note"):
             _paragraph(doc, str(section["note"]))

@@ -19,6 +19,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
 from gateway.clock import SHANGHAI
+from gateway.reports import joint
 from gateway.reports.build import kind_label
 
 Format = Literal["json", "csv", "xlsx", "html", "docx"]
@@ -119,6 +120,7 @@ def to_csv(report: dict[str, Any]) -> bytes:
     for d in report["by_department"]:
         writer.writerow([report["period"], d["department"], "合计", "合计", *_count_cells(d["counts"])])
     writer.writerow([report["period"], "全局", "合计", "合计", *_count_cells(report["summary"]["total"])])
+    writer.writerows(joint.block(report))
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
@@ -227,6 +229,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     _sheet(book, "逾期未公示", headers[:-1], [r[:-1] for r in listing(report["overdue"])], widths[:-1], dates)
     _sheet(book, "超期公示", headers, listing(report["late"]), widths, dates)
     _sheet(book, "年度任务", QUOTA_HEADERS, quota_rows(report), [16, 8, 12, 12, 10, 10, 10, 8])
+    _sheet(book, "联合奖惩", joint.HEADERS, joint.rows(report), [16] + [10] * (len(joint.HEADERS) - 1))
     for section in report.get("extra_sections", []):
         _sheet(book, str(section["title"])[:31], section["headers"], section["rows"], [16] * len(section["headers"]))
     out = io.BytesIO()
@@ -371,6 +374,7 @@ td.empty {{ text-align: center; color: #888; }}
 <h2>逾期未公示（{len(overdue)}）</h2>{_table(LISTING_HEADERS, overdue, "overdue")}
 <h2>超期公示（{len(late)}）</h2>{_table([*LISTING_HEADERS, "公示时间"], late, "late")}
 <h2>年度任务（{e(report["from"][:4])}年）</h2>{_table(QUOTA_HEADERS, quota_rows(report), "quotas")}
+<h2>联合奖惩</h2>{_table(joint.HEADERS, joint.rows(report), "joint")}
 {extra}<h2>口径</h2><ul>{definitions}</ul>
 </body></html>
 """

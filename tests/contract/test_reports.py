@@ -170,7 +170,7 @@ def test_the_xlsx_csv_and_html_hold_the_same_numbers(store: Store) -> None:
     assert late_portal["published_at"] == "2026-10-17T00:30:00+08:00"
 
     book = openpyxl.load_workbook(io.BytesIO(to_xlsx(data)))
-    assert book.sheetnames == ["汇总", "按科室", "逾期未公示", "超期公示", "年度任务"]
+    assert book.sheetnames == ["汇总", "按科室", "逾期未公示", "超期公示", "年度任务", "联合奖惩"]
     by_department = book["按科室"]
     headers = [c.value for c in by_department[1]]
     assert headers[:6] == ["科室", "类别 / 目标平台", "记录数", "投递数", "按时公示", "超期公示"]
