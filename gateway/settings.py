@@ -250,6 +250,8 @@ class ReportMailSettings(BaseModel):
     max_age_hours: float = Field(default=48.0, gt=0)
     initial_backoff_seconds: float = Field(default=60.0, gt=0)
     max_backoff_seconds: float = Field(default=3600.0, gt=0)
+
+
 class CheckSettings(BaseModel):
     """Credit checks before approval (事前监管): how long the national subject query may take, how long kept."""
 

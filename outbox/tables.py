@@ -328,6 +328,8 @@ class ReportSchedule(SQLModel, table=True):
     source: str = Field(max_length=16)  # settings (re-seeded at start) or console (edited: kept as is)
     updated_at: dt.datetime = _ts()
     updated_by: str = Field(max_length=64)
+
+
 class CreditCheck(SQLModel, table=True):
     """One 审批前信用查询, kept whole (留存查询记录): who asked, about whom, why, what was found, the advice.
 
