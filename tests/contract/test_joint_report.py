@@ -25,12 +25,14 @@ import datetime as dt
 import io
 from typing import Any
 
+import docx
 import openpyxl
 from lxml import html
 
 from gateway.checks import CheckBody, CreditChecks, MeasureBody
 from gateway.clock import ManualClock
 from gateway.reports.build import build_report
+from gateway.reports.bulletin import to_docx
 from gateway.reports.joint import HEADERS
 from gateway.reports.periods import parse_period
 from gateway.reports.render import to_csv, to_html, to_json, to_xlsx
@@ -127,6 +129,12 @@ def test_joint_measures_counted_by_hand_in_every_format(store: Store, settings: 
     assert [th.text for th in table.xpath(".//th")] == HEADERS
     cells = [[td.text for td in tr.xpath("td")] for tr in table.xpath(".//tbody/tr")]
     assert sorted(cells) == sorted([[str(c) for c in row] for row in EXPECTED])
+
+    bulletin = docx.Document(io.BytesIO(to_docx(data)))  # the monthly 通报 carries the same table
+    [joint] = [t for t in bulletin.tables if [c.text for c in t.rows[0].cells] == HEADERS]
+    assert sorted([c.text for c in r.cells] for r in joint.rows[1:]) == sorted(
+        [[str(c) for c in row] for row in EXPECTED]
+    )
 
 
 def test_a_report_kept_before_the_section_existed_still_renders(store: Store, settings: Settings) -> None:

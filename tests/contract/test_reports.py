@@ -275,9 +275,9 @@ def test_extra_sections_show_in_every_format(store: Store) -> None:
     data = build_report(store, parse_period("2026-10"), as_of=AS_OF, now=NOW)
     assert data["extra_sections"] == []
     data["extra_sections"] = [
-        {"key": "joint", "title": "联合奖惩", "headers": ["措施", "次数"], "rows": [["从严审核", 3]]}
+        {"key": "cases", "title": "典型案例", "headers": ["案例类型", "篇数"], "rows": [["从严审核", 3]]}
     ]
     assert "从严审核" in to_html(data).decode("utf-8")
-    assert openpyxl.load_workbook(io.BytesIO(to_xlsx(data)))["联合奖惩"]["A2"].value == "从严审核"
+    assert openpyxl.load_workbook(io.BytesIO(to_xlsx(data)))["典型案例"]["A2"].value == "从严审核"
     doc = docx.Document(io.BytesIO(to_docx(data)))
     assert any(row.cells[0].text == "从严审核" for t in doc.tables for row in t.rows)
