@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from outbox import notify
+from outbox import audit, notify
 from outbox.states import REPLACEABLE, DeliveryState, Operation, idempotency_key
-from outbox.tables import audit_event, delivery, record, record_version
+from outbox.tables import delivery, record, record_version
 from schemas.enums import Kind
 from schemas.validation import Canonical
 
@@ -376,4 +376,4 @@ def _audit(conn: Connection, kind: Kind, actor: Actor, stored: Any, now: dt.date
         }
         for s in stored
     ]
-    conn.execute(sa.insert(audit_event), rows)
+    audit.append(conn, rows)

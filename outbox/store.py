@@ -11,12 +11,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outbox import audit as audit_log
 from outbox import expiry, keys, leases, migrate, operations, rates, reconciliation, views, withdrawals
 from outbox import ingest as ingest_tx
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored
 from outbox.lifecycle import AttemptResult, Settlement
-from outbox.tables import audit_event, delivery, report_run
+from outbox.tables import delivery, report_run
 from schemas.enums import Kind, WithdrawReason
 
 
@@ -98,18 +99,15 @@ class Store:
         self, actor: Actor, action: str, now: dt.datetime, *, kind: Kind | None = None, detail: dict[str, Any]
     ) -> None:
         """Record an action that wrote nothing else (a refused request, say)."""
-        self.db.transact(
-            lambda conn: conn.execute(
-                sa.insert(audit_event).values(
-                    at=now,
-                    actor=actor.name,
-                    role=actor.role,
-                    action=action,
-                    kind=kind.value if kind else None,
-                    detail=detail,
-                )
-            )
-        )
+        entry = {"at": now, "actor": actor.name, "role": actor.role, "action": action, "detail": detail}
+        self.db.transact(lambda conn: audit_log.append(conn, [{**entry, "kind": kind.value if kind else None}]))
+
+    def verify_audit(self, *, limit: int = 20) -> audit_log.Verdict:
+        """Walk the audit hash chain (one read transaction: a consistent snapshot of the whole log)."""
+        return self.db.read(lambda conn: audit_log.verify(conn, limit=limit))
+
+    def audit_entries(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.db.read(lambda conn: audit_log.listing(conn, **filters))
 
     def create_key(
         self, *, name: str, role: str, kinds: tuple[str, ...] | None, actor: str, now: dt.datetime
@@ -264,10 +262,9 @@ class Store:
                 .returning(report_run.c.id)
             ).scalar_one()
             detail = {"report": report_id, "period": period, "trigger": trigger}
-            conn.execute(
-                sa.insert(audit_event).values(
-                    at=now, actor=actor.name, role=actor.role, action="report.created", detail=detail
-                )
+            audit_log.append(
+                conn,
+                [{"at": now, "actor": actor.name, "role": actor.role, "action": "report.created", "detail": detail}],
             )
             return int(report_id)
 
