@@ -142,7 +142,7 @@ class Verdict:
         return not self.findings
 
 
-def _stored(conn: Connection) -> Iterator[sa.Row[Any]]:
+def _stored(conn: Connection) -> Iterator[Any]:
     a = audit_event
     query = sa.select(
         a.c.id,
