@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import logs
+from gateway import cli_people, logs
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from outbox.errors import StoreError
@@ -28,11 +28,16 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed; shown once).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-deliveries_app = typer.Typer(help="Dead letters: list, requeue, cancel (audited as 'cli').", no_args_is_help=True)
+deliveries_app = typer.Typer(
+    help="Dead letters: list, requeue, cancel (audited under --actor or the OS user).", no_args_is_help=True
+)
 app.add_typer(deliveries_app, name="deliveries")
-targets_app = typer.Typer(help="Targets: status, pause, resume, replay (audited as 'cli').", no_args_is_help=True)
+targets_app = typer.Typer(
+    help="Targets: status, pause, resume, replay (audited under --actor or the OS user).", no_args_is_help=True
+)
 app.add_typer(targets_app, name="targets")
-CLI_ACTOR = ("cli", "operator")
+app.add_typer(cli_people.users_app, name="users")
+app.add_typer(cli_people.audit_app, name="audit")
 err = Console(stderr=True)
 
 
@@ -62,6 +67,16 @@ def _store_errors() -> Iterator[None]:
 def _fail(exc: Exception) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc}")
     return typer.Exit(1)
+
+
+@app.callback()
+def _root(
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="who the audit log names for this command [default: the OS user]"),
+    ] = None,
+) -> None:
+    cli_people.set_actor(actor)
 
 
 @app.command()
@@ -98,6 +113,8 @@ def serve(
     store = _store(settings)
     with _store_errors():
         store.migrate()
+    if sandbox:
+        cli_people.demo_admin(store)
     options = {
         "host": listen_host,
         "port": listen_port,
@@ -212,7 +229,7 @@ def keys_create(
     store = _store(_settings())
     with _store_errors():
         store.migrate()
-        key, info = store.create_key(name=name, role=role, kinds=chosen, actor="cli", now=SystemClock().now())
+        key, info = store.create_key(name=name, role=role, kinds=chosen, actor=_actor().name, now=SystemClock().now())
     err.print(
         f"created {info.role} key {info.prefix}… for {info.name!r} "
         f"(kinds: {', '.join(info.kinds) if info.kinds else 'all'}); store it now, it is not shown again:"
@@ -244,14 +261,14 @@ def keys_list() -> None:
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix as `keys list` shows it")]) -> None:
     """Revoke a key; requests with it fail within key_cache_seconds."""
     with _store_errors():
-        count = _store(_settings()).revoke_key(prefix=prefix, actor="cli", now=SystemClock().now())
+        count = _store(_settings()).revoke_key(prefix=prefix, actor=_actor().name, now=SystemClock().now())
     if not count:
         raise _fail(ValueError(f"no active key with prefix {prefix!r}"))
     typer.echo(f"revoked {count} key(s)")
 
 
 def _actor() -> Actor:
-    return Actor(*CLI_ACTOR)
+    return cli_people.cli_actor()
 
 
 def _known_target(settings: Settings, target: str) -> str:
