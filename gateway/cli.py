@@ -168,7 +168,13 @@ def sandbox_command(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="serve /healthz, /readyz and /metrics on this port (0: any free one)"),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="address for --metrics-port")] = "127.0.0.1",
+) -> None:
     """Run the delivery loop alone, for scale-out beside serve (PostgreSQL); stops cleanly on SIGTERM/SIGINT.
 
     Set CREDIT_GATEWAY_DELIVERY__IN_SERVE=false on serve to keep delivery out of the API processes.
@@ -191,9 +197,28 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runner.start()
+    probe = _worker_probe(runner, store, metrics_host, metrics_port)
     stop.wait()
+    if probe is not None:
+        probe.stop()
     runner.stop()
     store.db.dispose()
+
+
+def _worker_probe(runner: Any, store: Any, host: str, port: int | None) -> Any:
+    if port is None:
+        return None
+    from gateway.metrics import Metrics
+    from gateway.worker_probe import Probe
+
+    try:
+        probe = Probe(runner, store, Metrics(), host=host, port=port)
+    except OSError as exc:
+        runner.stop()
+        raise _fail(ValueError(f"--metrics-port {port}: {exc.strerror or exc}")) from None
+    probe.start()
+    err.print(f"worker probes on http://{host}:{probe.port} (/healthz, /readyz, /metrics)", highlight=False)
+    return probe
 
 
 @app.command()
