@@ -10,17 +10,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from gateway import deadlines
+from gateway.clock import ManualClock
+from gateway.housekeeping import Housekeeping
+from gateway.jobs import Jobs
+from gateway.settings import Settings
 from outbox import audit, migrate, tables
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming
 from outbox.store import Store
 from schemas.enums import Kind, WithdrawReason
 from schemas.validation import Canonical, validate
-from tests.conftest import NOW
+from tests.conftest import NOW, bearer
 from tests.factories import licence
 
 SOURCE = Actor("approval-system", "source")
@@ -240,3 +246,17 @@ def test_concurrent_writers_on_postgres_chain_in_one_order(pg_url: str) -> None:
     verdict = store.verify_audit()
     assert verdict.intact, verdict.findings
     db.dispose()
+
+
+def test_api_and_scheduled_paths_name_their_actor(
+    client: httpx.Client, store: Store, operator_key: str, settings: Settings, clock: ManualClock
+) -> None:
+    """The CLI path (OS user or --actor) is in tests/e2e/test_people_cli.py."""
+    requeued = client.post("/api/v1/dead-letters/requeue", json={"ids": [1]}, headers=bearer(operator_key))
+    assert requeued.status_code == 200
+    housekeeping = Housekeeping(settings, store, clock, deadlines.from_settings(settings.deadlines), dict)
+    Jobs(housekeeping).daily_report()
+    entries = [(e.action, e.actor, e.role) for e in chain(store)]
+    assert ("delivery.requeue", "credit-office", "operator") in entries
+    assert ("report.created", "scheduler", "system") in entries
+    assert store.verify_audit().intact
