@@ -34,6 +34,7 @@ from outbox.people import PeopleStore, PersonRow, SessionRow
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 takes any length; this keeps one request from costing much more than another
 IDLE = dt.timedelta(hours=8)
+TOUCH_EVERY = dt.timedelta(minutes=1)
 LOCK_AFTER = 5
 LOCK_WINDOW = dt.timedelta(minutes=15)
 LOCK_FOR = dt.timedelta(minutes=15)
@@ -204,6 +205,8 @@ class People:
     def ensure_demo_admin(self) -> tuple[str, str] | None:
         """For the ``serve --sandbox`` demo: when nobody exists yet, an admin with a fresh random password,
         returned (name, password) once to be printed; None when people exist already."""
+        if self.store.count():  # the usual case: no argon2 work at every start
+            return None
         password = secrets.token_urlsafe(12)
         row = self.store.create(
             name=DEMO_ADMIN,
@@ -259,7 +262,8 @@ class People:
         if now - row.last_seen_at >= self.idle:
             self.store.end_session(session_id=row.id, actor=SYSTEM, now=now, why="idle")
             return None
-        self.store.touch(session_id=row.id, now=now)
+        if now - row.last_seen_at >= TOUCH_EVERY:  # not a write per page view; idle expiry is to the minute
+            self.store.touch(session_id=row.id, now=now)
         return self._session(row, token)
 
     def sign_out(self, token: str) -> bool:

@@ -96,9 +96,11 @@ def ingest(
     actor: Actor,
     now: dt.datetime,
     due: DueDates = no_deadlines,
+    one_statement: bool = True,
 ) -> list[Stored]:
-    """Store ``items`` (distinct source_ids) and return one ``Stored`` per item, in the order given."""
-    if len(items) == 1 and targets and conn.dialect.name == "postgresql":
+    """Store ``items`` (distinct source_ids) and return one ``Stored`` per item, in the order given.
+    ``one_statement=False``: the caller tried ``create_one`` already (see there)."""
+    if one_statement and one_statement_applies(conn, items, targets):
         fresh_record = _create_in_one_statement(conn, source_system, kind, items[0], targets, actor, now, due)
         if fresh_record is not None:
             return [fresh_record]
@@ -168,6 +170,29 @@ SELECT id, pg_notify(:channel, :notify_targets) FROM new_record
     sa.bindparam("due_dates", type_=postgresql.ARRAY(sa.Date())),
     sa.bindparam("due_bys", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
 )
+
+
+def one_statement_applies(conn: Connection, items: Sequence[Incoming], targets: Sequence[str]) -> bool:
+    return len(items) == 1 and bool(targets) and conn.dialect.name == "postgresql"
+
+
+def create_one(
+    conn: Connection,
+    *,
+    source_system: str,
+    kind: Kind,
+    item: Incoming,
+    targets: Sequence[str],
+    actor: Actor,
+    now: dt.datetime,
+    due: DueDates = no_deadlines,
+) -> Stored | None:
+    """The one-statement create, meant for an AUTOCOMMIT connection: the statement is its own transaction, so the
+    audit chain's lock (taken by the trigger) is released by the server's commit right after the statement, with
+    no round trip to the client while it is held. Concurrent single posts then wait on each other only for the
+    server-side part. None: the record exists; nothing was written and ``ingest`` (one_statement=False) takes over.
+    """
+    return _create_in_one_statement(conn, source_system, kind, item, targets, actor, now, due)
 
 
 def _create_in_one_statement(

@@ -47,16 +47,36 @@ class Store:
         now: dt.datetime,
         atomic: bool = False,
     ) -> list[Stored]:
+        targets = self.routes.get(kind, ())
+        tried = False
+        if self.db.is_postgres and len(items) == 1 and targets:  # the common case, see ingest_tx.create_one
+            tried = True
+            created = self.db.autocommit(
+                lambda conn: ingest_tx.create_one(
+                    conn,
+                    source_system=source_system,
+                    kind=kind,
+                    item=items[0],
+                    targets=targets,
+                    actor=actor,
+                    now=now,
+                    due=self.due,
+                )
+            )
+            if created is not None:
+                return [created]
+
         def work(conn: Connection) -> list[Stored]:
             results = ingest_tx.ingest(
                 conn,
                 source_system=source_system,
                 kind=kind,
                 items=items,
-                targets=self.routes.get(kind, ()),
+                targets=targets,
                 actor=actor,
                 now=now,
                 due=self.due,
+                one_statement=not tried,
             )
             if atomic and any(r.status == "withdrawn" for r in results):
                 raise AtomicBatchRefused(results)

@@ -226,3 +226,16 @@ def test_locked_until_is_15_minutes_from_the_fifth_failure_in_15_minutes() -> No
     assert locked_until(t[:4], NOW + dt.timedelta(minutes=16)) is None
     spread = [NOW + dt.timedelta(minutes=m) for m in (0, 1, 2, 3, 16)]
     assert locked_until(spread, NOW + dt.timedelta(minutes=16)) is None
+
+
+def test_a_session_is_marked_used_at_most_once_a_minute(people: People, clock: ManualClock, db: Database) -> None:
+    people.create(name="李四", role="viewer", password=PASSWORD, department=None, actor=ADMIN)
+    signed = people.sign_in("李四", PASSWORD)
+
+    def last_seen() -> Any:
+        return db.read(lambda c: c.execute(sa.select(tables.person_session.c.last_seen_at)).scalar_one())
+
+    clock.advance(dt.timedelta(seconds=30))
+    assert people.session(signed.token) is not None and last_seen() == NOW
+    clock.advance(dt.timedelta(seconds=31))
+    assert people.session(signed.token) is not None and last_seen() == NOW + dt.timedelta(seconds=61)
