@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_cli import CLI, env_for, free_port, run, running
 
 PASSWORD = "长城 long enough pass"
@@ -18,6 +20,7 @@ def feed(args: list[str], stdin: str, env: dict[str, str], cwd: Path) -> subproc
     return subprocess.run([*CLI, *args], input=stdin, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.timeout(300)  # some twenty processes: slow on a loaded machine, not stuck
 def test_users_commands_and_their_audit_entries(tmp_path: Path) -> None:
     env = env_for(tmp_path)
     assert run(["migrate"], env, tmp_path).returncode == 0
@@ -47,10 +50,6 @@ def test_users_commands_and_their_audit_entries(tmp_path: Path) -> None:
     assert short.returncode == 1 and "password: at least 12 characters (got 5)" in short.stderr
     no_stdin = run(["users", "create", "--name", "王五", "--role", "viewer"], env, tmp_path)
     assert no_stdin.returncode == 2 and "--password-stdin" in no_stdin.stderr
-    bad_role = feed(
-        ["users", "create", "--name", "王五", "--role", "boss", "--password-stdin"], PASSWORD, env, tmp_path
-    )
-    assert bad_role.returncode == 1 and "role: one of viewer, operator, admin" in bad_role.stderr
     again = feed(["users", "create", "--name", "李四", "--role", "viewer", "--password-stdin"], PASSWORD, env, tmp_path)
     assert again.returncode == 1 and "exists already" in again.stderr
 
@@ -79,7 +78,7 @@ def test_users_commands_and_their_audit_entries(tmp_path: Path) -> None:
     assert len(family.stdout.splitlines()) == 3
     bad_since = run(["audit", "list", "--since", "yesterday"], env, tmp_path)
     assert bad_since.returncode == 2 and "--since" in bad_since.stderr
-    for result in (made, short, no_stdin, listed, reset, disabled, missing, entries, by, family, bad_since):
+    for result in (made, short, no_stdin, again, listed, reset, disabled, missing, entries, by, family, bad_since):
         assert "Traceback" not in result.stderr
         assert PASSWORD not in result.stdout + result.stderr
 
@@ -103,6 +102,7 @@ def test_audit_verify_names_an_entry_changed_in_the_file(tmp_path: Path) -> None
     assert broken.stdout.startswith("altered\t")
 
 
+@pytest.mark.timeout(300)  # two server starts on a loaded machine
 def test_the_sandbox_demo_makes_an_admin_on_first_start_only(tmp_path: Path) -> None:
     from gateway.clock import SystemClock
     from gateway.people import People
