@@ -1,6 +1,7 @@
 # The two commands of the README, and a few more for developers.
 #   make run    the demo: gateway + sandbox platforms on the embedded SQLite default, http://127.0.0.1:8600
 #   make test   the whole test suite (needs PostgreSQL at 127.0.0.1:5432, see README)
+#   make lock   regenerate docker/requirements.lock (the image's pinned dependencies) from pyproject.toml
 # Each target first creates .venv and installs the project into it, once.
 
 VENV ?= .venv
@@ -8,6 +9,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 
 .PHONY: run test lint bench install clean contract
+.PHONY: run test lint bench install clean lock
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +40,10 @@ bench: $(BIN)/.installed
 contract: $(BIN)/.installed
 	$(BIN)/python -m schemas.jsonschema
 	$(BIN)/python -m schemas.xsd
+# Python 3.11 on Linux, like the image; pip-compile comes with the dev extra.
+lock: $(BIN)/.installed
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file docker/requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

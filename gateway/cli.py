@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import logs, shutdown
+from gateway import cli_people, logs, shutdown
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from outbox.errors import StoreError
@@ -28,11 +28,16 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed; shown once).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-deliveries_app = typer.Typer(help="Dead letters: list, requeue, cancel (audited as 'cli').", no_args_is_help=True)
+deliveries_app = typer.Typer(
+    help="Dead letters: list, requeue, cancel (audited under --actor or the OS user).", no_args_is_help=True
+)
 app.add_typer(deliveries_app, name="deliveries")
-targets_app = typer.Typer(help="Targets: status, pause, resume, replay (audited as 'cli').", no_args_is_help=True)
+targets_app = typer.Typer(
+    help="Targets: status, pause, resume, replay (audited under --actor or the OS user).", no_args_is_help=True
+)
 app.add_typer(targets_app, name="targets")
-CLI_ACTOR = ("cli", "operator")
+app.add_typer(cli_people.users_app, name="users")
+app.add_typer(cli_people.audit_app, name="audit")
 err = Console(stderr=True)
 
 
@@ -62,6 +67,16 @@ def _store_errors() -> Iterator[None]:
 def _fail(exc: Exception) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc}")
     return typer.Exit(1)
+
+
+@app.callback()
+def _root(
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="who the audit log names for this command [default: the OS user]"),
+    ] = None,
+) -> None:
+    cli_people.set_actor(actor)
 
 
 @app.command()
@@ -98,6 +113,8 @@ def serve(
     store = _store(settings)
     with _store_errors():
         store.migrate()
+    if sandbox:
+        cli_people.demo_admin(store)
     options = {
         "host": listen_host,
         "port": listen_port,
@@ -152,7 +169,13 @@ def sandbox_command(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="serve /healthz, /readyz and /metrics on this port (0: any free one)"),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="address for --metrics-port")] = "127.0.0.1",
+) -> None:
     """Run the delivery loop alone, for scale-out beside serve (PostgreSQL); stops cleanly on SIGTERM/SIGINT.
 
     Set CREDIT_GATEWAY_DELIVERY__IN_SERVE=false on serve to keep delivery out of the API processes.
@@ -175,9 +198,28 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runner.start()
+    probe = _worker_probe(runner, store, metrics_host, metrics_port)
     stop.wait()
+    if probe is not None:
+        probe.stop()
     runner.stop(within=shutdown.exchange_seconds(settings.shutdown_grace_seconds, serves_http=False))
     store.db.dispose()
+
+
+def _worker_probe(runner: Any, store: Any, host: str, port: int | None) -> Any:
+    if port is None:
+        return None
+    from gateway.metrics import Metrics
+    from gateway.worker_probe import Probe
+
+    try:
+        probe = Probe(runner, store, Metrics(), host=host, port=port)
+    except OSError as exc:
+        runner.stop()
+        raise _fail(ValueError(f"--metrics-port {port}: {exc.strerror or exc}")) from None
+    probe.start()
+    err.print(f"worker probes on http://{host}:{probe.port} (/healthz, /readyz, /metrics)", highlight=False)
+    return probe
 
 
 @app.command()
@@ -218,7 +260,7 @@ def keys_create(
     store = _store(_settings())
     with _store_errors():
         store.migrate()
-        key, info = store.create_key(name=name, role=role, kinds=chosen, actor="cli", now=SystemClock().now())
+        key, info = store.create_key(name=name, role=role, kinds=chosen, actor=_actor().name, now=SystemClock().now())
     err.print(
         f"created {info.role} key {info.prefix}… for {info.name!r} "
         f"(kinds: {', '.join(info.kinds) if info.kinds else 'all'}); store it now, it is not shown again:"
@@ -250,14 +292,14 @@ def keys_list() -> None:
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix as `keys list` shows it")]) -> None:
     """Revoke a key; requests with it fail within key_cache_seconds."""
     with _store_errors():
-        count = _store(_settings()).revoke_key(prefix=prefix, actor="cli", now=SystemClock().now())
+        count = _store(_settings()).revoke_key(prefix=prefix, actor=_actor().name, now=SystemClock().now())
     if not count:
         raise _fail(ValueError(f"no active key with prefix {prefix!r}"))
     typer.echo(f"revoked {count} key(s)")
 
 
 def _actor() -> Actor:
-    return Actor(*CLI_ACTOR)
+    return cli_people.cli_actor()
 
 
 def _known_target(settings: Settings, target: str) -> str:

@@ -100,6 +100,11 @@ class Worker:
     def owner(self) -> str:
         return self.engine.owner
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopping: what a worker's /readyz reports."""
+        return bool(self._scheduler.running) and not self._stopping.is_set()
+
     def start(self) -> None:
         d = self.settings.delivery
         for target, client in self.clients.items():

@@ -135,6 +135,25 @@ class Database:
             raise errors.StoreBusy() from exc
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
+    def autocommit(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
+        """Run ``work``, one statement, as its own transaction (AUTOCOMMIT): the server commits it at once, with
+        no round trip to the client in between. Retried like ``transact``."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_after_attempt(attempts),
+            wait=wait_random_exponential(multiplier=0.005, max=0.25),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt, translate_errors(), self.engine.connect() as conn:
+                    return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+        except _StaleConnection as exc:
+            raise errors.StoreUnavailable() from exc
+        except _Transient as exc:
+            raise errors.StoreBusy() from exc
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
     def read(self, work: Callable[[Connection], T]) -> T:
         try:
             return self._read(work)

@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from outbox import notify
+from outbox import audit, notify
 from outbox.states import REPLACEABLE, DeliveryState, Operation, idempotency_key
-from outbox.tables import audit_event, delivery, record, record_version
+from outbox.tables import delivery, record, record_version
 from schemas.enums import Kind
 from schemas.validation import Canonical
 
@@ -113,11 +113,13 @@ def ingest(
     now: dt.datetime,
     due: DueDates = no_deadlines,
     origin: str = "api",
+    one_statement: bool = True,
 ) -> list[Stored]:
     """Store ``items`` (distinct source_ids) and return one ``Stored`` per item, in the order given.
 
-    ``origin`` (``api`` or ``import``) is kept on records this call creates and in their audit rows."""
-    if len(items) == 1 and targets and conn.dialect.name == "postgresql":
+    ``origin`` (``api`` or ``import``) is kept on records this call creates and in their audit rows.
+    ``one_statement=False``: the caller tried ``create_one`` already (see there)."""
+    if one_statement and one_statement_applies(conn, items, targets):
         fresh_record = _create_in_one_statement(conn, source_system, kind, items[0], targets, actor, now, due, origin)
         if fresh_record is not None:
             return [fresh_record]
@@ -189,6 +191,30 @@ SELECT id, pg_notify(:channel, :notify_targets) FROM new_record
     sa.bindparam("due_bys", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
     sa.bindparam("bases", type_=postgresql.ARRAY(sa.Text())),
 )
+
+
+def one_statement_applies(conn: Connection, items: Sequence[Incoming], targets: Sequence[str]) -> bool:
+    return len(items) == 1 and bool(targets) and conn.dialect.name == "postgresql"
+
+
+def create_one(
+    conn: Connection,
+    *,
+    source_system: str,
+    kind: Kind,
+    item: Incoming,
+    targets: Sequence[str],
+    actor: Actor,
+    now: dt.datetime,
+    due: DueDates = no_deadlines,
+    origin: str = "api",
+) -> Stored | None:
+    """The one-statement create, meant for an AUTOCOMMIT connection: the statement is its own transaction, so the
+    audit chain's lock (taken by the trigger) is released by the server's commit right after the statement, with
+    no round trip to the client while it is held. Concurrent single posts then wait on each other only for the
+    server-side part. None: the record exists; nothing was written and ``ingest`` (one_statement=False) takes over.
+    """
+    return _create_in_one_statement(conn, source_system, kind, item, targets, actor, now, due, origin)
 
 
 def _create_in_one_statement(
@@ -404,4 +430,4 @@ def _audit(conn: Connection, kind: Kind, actor: Actor, stored: Any, now: dt.date
         }
         for s in stored
     ]
-    conn.execute(sa.insert(audit_event), rows)
+    audit.append(conn, rows)

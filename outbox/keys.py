@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outbox.tables import api_key, audit_event
+from outbox import audit
+from outbox.tables import api_key
 
 KEY_PREFIX = "cgk_"
 ROLES = ("source", "operator")
@@ -60,15 +61,8 @@ def create(
         )
         .returning(api_key.c.id)
     ).scalar_one()
-    conn.execute(
-        sa.insert(audit_event).values(
-            at=now,
-            actor=actor,
-            role="operator",
-            action="key.create",
-            detail={"key_id": key_id, "name": name, "role": role, "kinds": list(kinds) if kinds else None},
-        )
-    )
+    detail = {"key_id": key_id, "name": name, "role": role, "kinds": list(kinds) if kinds else None}
+    audit.append(conn, [{"at": now, "actor": actor, "role": "operator", "action": "key.create", "detail": detail}])
     return key, KeyInfo(key_id, name, role, kinds, prefix, now, None)
 
 
@@ -86,10 +80,9 @@ def revoke(conn: Connection, *, prefix: str, actor: str, now: dt.datetime) -> in
         sa.update(api_key).where(api_key.c.key_prefix == prefix, api_key.c.revoked_at.is_(None)).values(revoked_at=now)
     ).rowcount
     if count:
-        conn.execute(
-            sa.insert(audit_event).values(
-                at=now, actor=actor, role="operator", action="key.revoke", detail={"prefix": prefix}
-            )
+        audit.append(
+            conn,
+            [{"at": now, "actor": actor, "role": "operator", "action": "key.revoke", "detail": {"prefix": prefix}}],
         )
     return count
 

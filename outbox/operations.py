@@ -15,16 +15,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outbox import notify
+from outbox import audit, notify
 from outbox.ingest import Actor
 from outbox.states import DeliveryState, Operation
-from outbox.tables import audit_event, delivery, record, target_state
+from outbox.tables import delivery, record, target_state
 
 CANCELLABLE = (DeliveryState.DEAD, DeliveryState.PENDING, DeliveryState.RETRY_WAIT)
 
 
 def _audit(conn: Connection, actor: Actor, action: str, now: dt.datetime, detail: dict[str, Any]) -> None:
-    conn.execute(sa.insert(audit_event).values(at=now, actor=actor.name, role=actor.role, action=action, detail=detail))
+    audit.append(conn, [{"at": now, "actor": actor.name, "role": actor.role, "action": action, "detail": detail}])
 
 
 def dead_letters(

@@ -15,10 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outbox import operations
+from outbox import audit, operations
 from outbox.ingest import Actor
 from outbox.states import DeliveryState, Operation
-from outbox.tables import audit_event, delivery, reconciliation_run, record, record_version
+from outbox.tables import delivery, reconciliation_run, record, record_version
 
 OPEN = (
     DeliveryState.PENDING.value,
@@ -115,8 +115,8 @@ def finish(
         .values(status="done", finished_at=now, requeued=len(plan), findings=kept, **counts)
     )
     detail = {"run": run_id, "target": target, **counts, "requeued": len(plan)}
-    conn.execute(
-        sa.insert(audit_event).values(at=now, actor=actor.name, role=actor.role, action="reconcile.run", detail=detail)
+    audit.append(
+        conn, [{"at": now, "actor": actor.name, "role": actor.role, "action": "reconcile.run", "detail": detail}]
     )
     return len(plan)
 

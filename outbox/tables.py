@@ -10,7 +10,11 @@ Design notes (why, not what):
 * ``record`` carries ``current_version`` and ``content_hash`` so that an identical re-post is answered from one
   row, and a unique (source_system, kind, source_id) key makes concurrent first posts collapse into one record.
   ``record_version`` has a unique (record_id, version): two versions with one number cannot exist.
-* ``audit_event`` is append-only; the migration installs triggers that refuse UPDATE and DELETE.
+* ``audit_event`` is append-only; the migration installs triggers that refuse UPDATE and DELETE. Each entry is
+  also a link of a hash chain (``seq``, ``prev_hash``, ``entry_hash``; see ``outbox/audit.py``), so an edit made
+  past those triggers shows up in ``credit-gateway audit verify``.
+* ``person`` and ``person_session`` are the people who sign in to the console; a session is known by the SHA-256
+  of its token only, and ``sign_in_failure`` (by the SHA-256 of the name tried) drives the lockout.
 * Timestamps are stored in UTC (``UtcDateTime``) and come back timezone-aware on both databases.
 """
 
@@ -228,7 +232,10 @@ class Attempt(SQLModel, table=True):
 
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
-    __table_args__ = (sa.Index("ix_audit_subject", "kind", "source_id"),)
+    __table_args__ = (
+        sa.Index("ix_audit_subject", "kind", "source_id"),
+        sa.Index("uq_audit_seq", "seq", unique=True),  # one entry per chain position: the chain cannot fork
+    )
 
     id: int | None = _id()
     at: dt.datetime = _ts(index=True)
@@ -239,6 +246,10 @@ class AuditEvent(SQLModel, table=True):
     source_id: str | None = Field(default=None, max_length=64)
     record_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     detail: dict[str, Any] | None = _json()
+    # The hash chain: position, the previous entry's hash and this entry's (None only on rows written around it).
+    seq: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger(), nullable=True))
+    prev_hash: str | None = Field(default=None, max_length=64)
+    entry_hash: str | None = Field(default=None, max_length=64)
 
 
 class ReconciliationRun(SQLModel, table=True):
@@ -371,6 +382,39 @@ class CreditCheckMeasure(SQLModel, table=True):
     role: str = Field(max_length=16)
     measure: str = Field(max_length=16)
     note: str | None = Field(default=None, max_length=1000)
+class Person(SQLModel, table=True):
+    """Someone who signs in to the console (programs use API keys instead)."""
+
+    __tablename__ = "person"
+
+    id: int | None = _id()
+    name: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)  # viewer, operator, admin
+    department: str | None = Field(default=None, max_length=64)
+    password_hash: str = Field(max_length=255)  # argon2id, with its salt and parameters
+    created_at: dt.datetime = _ts()
+    password_changed_at: dt.datetime = _ts()
+    disabled_at: dt.datetime | None = _ts(nullable=True)
+
+
+class PersonSession(SQLModel, table=True):
+    __tablename__ = "person_session"
+
+    id: int | None = _id()
+    token_hash: str = Field(max_length=64, unique=True)  # SHA-256 of the token; the token itself is never stored
+    person_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("person.id"), nullable=False, index=True))
+    created_at: dt.datetime = _ts()
+    last_seen_at: dt.datetime = _ts()
+    revoked_at: dt.datetime | None = _ts(nullable=True)
+
+
+class SignInFailure(SQLModel, table=True):
+    __tablename__ = "sign_in_failure"
+    __table_args__ = (sa.Index("ix_sign_in_failure_name", "name_hash", "at"),)
+
+    id: int | None = _id()
+    name_hash: str = Field(max_length=64)  # SHA-256 of the name tried: a password typed as a name is not kept
+    at: dt.datetime = _ts()
 
 
 api_key = SQLModel.metadata.tables["api_key"]
@@ -386,4 +430,7 @@ report_mail = SQLModel.metadata.tables["report_mail"]
 report_schedule = SQLModel.metadata.tables["report_schedule"]
 credit_check = SQLModel.metadata.tables["credit_check"]
 credit_check_measure = SQLModel.metadata.tables["credit_check_measure"]
+person = SQLModel.metadata.tables["person"]
+person_session = SQLModel.metadata.tables["person_session"]
+sign_in_failure = SQLModel.metadata.tables["sign_in_failure"]
 metadata = SQLModel.metadata

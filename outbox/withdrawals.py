@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outbox import errors, notify
+from outbox import audit, errors, notify
 from outbox.ingest import Actor
 from outbox.states import MAY_HOLD, REPLACEABLE, DeliveryState, Operation, idempotency_key
-from outbox.tables import audit_event, delivery, record
+from outbox.tables import delivery, record
 from schemas.enums import Kind, WithdrawReason
 
 NOTHING_TO_WITHDRAW = "never sent to this target: nothing to withdraw"
@@ -80,17 +80,20 @@ def withdraw(
         .where(record.c.id == row.id)
         .values(withdrawn_at=now, withdraw_reason=reason.value, withdraw_note=note, updated_at=now)
     )
-    conn.execute(
-        sa.insert(audit_event).values(
-            at=now,
-            actor=actor.name,
-            role=actor.role,
-            action="record.withdraw",
-            kind=kind.value,
-            source_id=source_id,
-            record_id=row.id,
-            detail={"reason": reason.value, "note": note, "targets": targets, "sent_to": sorted(may_hold)},
-        )
+    audit.append(
+        conn,
+        [
+            {
+                "at": now,
+                "actor": actor.name,
+                "role": actor.role,
+                "action": "record.withdraw",
+                "kind": kind.value,
+                "source_id": source_id,
+                "record_id": row.id,
+                "detail": {"reason": reason.value, "note": note, "targets": targets, "sent_to": sorted(may_hold)},
+            }
+        ],
     )
     notify.notify(conn, sorted(may_hold))
     return Withdrawal(row.id, row.current_version, False, _withdraw_deliveries(conn, row.id))

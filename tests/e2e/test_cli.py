@@ -166,7 +166,7 @@ def test_docker_files_use_real_commands_and_settings() -> None:
     from gateway.settings import Settings
 
     compose = yaml.safe_load((ROOT / "docker" / "compose.yml").read_text(encoding="utf-8"))
-    assert set(compose["services"]) == {"db", "gateway", "sandbox"}
+    assert {"db", "gateway", "sandbox"} <= set(compose["services"])  # the rest: tests/unit/test_docker.py
     gateway = compose["services"]["gateway"]
     assert gateway["command"][0] == "serve"
     settings = Settings.model_fields
