@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outbox import audit
 from outbox.database import Database
 from outbox.errors import RecordNotFound
 from outbox.tables import audit_event, credit_check, credit_check_measure, record, record_version
@@ -106,15 +107,18 @@ def insert(conn: Connection, check: NewCheck) -> int:
     """Keep the check and its audit event (in the caller's transaction); the audit's ``source_id`` is its id."""
     values = {f: getattr(check, f) for f in NewCheck.__slots__}
     check_id: int = conn.execute(sa.insert(credit_check).values(**values).returning(credit_check.c.id)).scalar_one()
-    conn.execute(
-        sa.insert(audit_event).values(
-            at=check.checked_at,
-            actor=check.actor,
-            role=check.role,
-            action="check.run",
-            source_id=str(check_id),
-            detail=_audit_detail(check),
-        )
+    audit.append(
+        conn,
+        [
+            {
+                "at": check.checked_at,
+                "actor": check.actor,
+                "role": check.role,
+                "action": "check.run",
+                "source_id": str(check_id),
+                "detail": _audit_detail(check),
+            }
+        ],
     )
     return check_id
 
@@ -170,15 +174,18 @@ def add_measure(
             check_id=check_id, at=now, actor=actor, role=role, measure=measure, note=note
         )
     )
-    conn.execute(
-        sa.insert(audit_event).values(
-            at=now,
-            actor=actor,
-            role=role,
-            action="check.measure",
-            source_id=str(check_id),
-            detail={"check_id": check_id, "measure": measure, "note": note},
-        )
+    audit.append(
+        conn,
+        [
+            {
+                "at": now,
+                "actor": actor,
+                "role": role,
+                "action": "check.measure",
+                "source_id": str(check_id),
+                "detail": {"check_id": check_id, "measure": measure, "note": note},
+            }
+        ],
     )
 
 
@@ -287,13 +294,16 @@ def purge(conn: Connection, *, before: dt.datetime, actor: str, now: dt.datetime
     conn.execute(sa.delete(credit_check_measure).where(credit_check_measure.c.check_id.in_(old)))
     count = conn.execute(sa.delete(credit_check).where(credit_check.c.checked_at < before)).rowcount
     if count:
-        conn.execute(
-            sa.insert(audit_event).values(
-                at=now,
-                actor=actor,
-                role="operator",
-                action="check.purge",
-                detail={"before": before.isoformat(), "deleted": count},
-            )
+        audit.append(
+            conn,
+            [
+                {
+                    "at": now,
+                    "actor": actor,
+                    "role": "operator",
+                    "action": "check.purge",
+                    "detail": {"before": before.isoformat(), "deleted": count},
+                }
+            ],
         )
     return int(count)

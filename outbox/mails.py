@@ -16,12 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from outbox import audit
 from outbox.ingest import Actor
-from outbox.tables import MAIL_OPEN, audit_event, report_mail, report_schedule
+from outbox.tables import MAIL_OPEN, report_mail, report_schedule
 
 
 def _audit(conn: Connection, actor: Actor, action: str, now: dt.datetime, detail: dict[str, Any]) -> None:
-    conn.execute(sa.insert(audit_event).values(at=now, actor=actor.name, role=actor.role, action=action, detail=detail))
+    audit.append(conn, [{"at": now, "actor": actor.name, "role": actor.role, "action": action, "detail": detail}])
 
 
 def existing(conn: Connection, edition: str) -> dict[str, int]:

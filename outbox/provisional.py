@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outbox import audit
 from outbox.ingest import Actor, end_of_day
 from outbox.states import Operation
-from outbox.tables import PROVISIONAL, audit_event, delivery, record
+from outbox.tables import PROVISIONAL, delivery, record
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,5 +114,4 @@ def _audit(conn: Connection, changes: Sequence[dict[str, Any]], actor: Actor, no
         }
         for record_id, mine in by_record.items()
     ]
-    if rows:
-        conn.execute(sa.insert(audit_event), rows)
+    audit.append(conn, rows)

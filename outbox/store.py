@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outbox import audit as audit_log
 from outbox import (
     expiry,
     keys,
@@ -24,7 +25,6 @@ from outbox import (
     views,
     withdrawals,
 )
-from outbox import audit as audit_log
 from outbox import ingest as ingest_tx
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming, Stored

@@ -382,6 +382,8 @@ class CreditCheckMeasure(SQLModel, table=True):
     role: str = Field(max_length=16)
     measure: str = Field(max_length=16)
     note: str | None = Field(default=None, max_length=1000)
+
+
 class Person(SQLModel, table=True):
     """Someone who signs in to the console (programs use API keys instead)."""
 

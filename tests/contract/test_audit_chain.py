@@ -29,6 +29,8 @@ from schemas.validation import Canonical, validate
 from tests.conftest import NOW, bearer
 from tests.factories import licence
 
+pytestmark = pytest.mark.tampers_audit  # these tests break the chain on purpose to see it found
+
 SOURCE = Actor("approval-system", "source")
 OPERATOR = Actor("credit-office", "operator")
 

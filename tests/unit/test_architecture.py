@@ -51,3 +51,23 @@ def test_the_sandbox_never_imports_the_adapters() -> None:
 
 def test_outbox_never_speaks_http() -> None:
     assert [(f, m) for f, m in imports("outbox") if top(m) in ("httpx", "adapters", "fastapi", "starlette")] == []
+
+
+# Statements that write audit_event themselves, allowed because they only run on PostgreSQL, whose trigger chains
+# every inserted row (outbox/audit.py); everywhere else an entry goes through audit.append, which chains it on SQLite.
+POSTGRES_ONLY_AUDIT_WRITES = {"outbox/ingest.py": 1, "outbox/checks.py": 1}
+
+
+def test_every_audit_entry_goes_through_the_chain() -> None:
+    found: dict[str, int] = {}
+    for folder in ("outbox", "gateway"):
+        for path in (ROOT / folder).rglob("*.py"):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative == "outbox/audit.py" or "/migrations/" in relative:
+                continue
+            text = path.read_text(encoding="utf-8")
+            count = text.count("INSERT INTO audit_event") + text.count("insert(audit_event")
+            count += text.count("insert(tables.audit_event")
+            if count:
+                found[relative] = count
+    assert found == POSTGRES_ONLY_AUDIT_WRITES
