@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import logs
+from gateway import logs, server
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from outbox.errors import StoreError
@@ -104,6 +104,7 @@ def serve(
         "log_config": None,
         "access_log": False,
         "server_header": False,
+        "http": server.protocol(),  # malformed requests get a problem document, not uvicorn's plain text
     }
     count = workers or settings.workers
     if count > 1 and not sandbox:  # each worker process builds its own app and engine from the same environment
