@@ -2,7 +2,9 @@
 
 glibc keeps what a thread freed in that thread's arena for reuse, so after a burst of large batches parsed on
 several threadpool threads the process stays as large as at the peak (183 → 552 MB measured with 16 concurrent
-7.9 MB batches). ``malloc_trim(0)`` returns the free pages of every arena. Elsewhere (musl, macOS) it is a no-op.
+7.9 MB batches). Collecting cyclic garbage first (pydantic and SQLAlchemy leave some) frees more, then
+``malloc_trim(0)`` returns the free pages of every arena: after four concurrent 7.6 MB batches the process keeps
++41 MB instead of +157 MB. Elsewhere (musl, macOS) it does nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 from collections.abc import Callable
 
 
@@ -32,5 +35,6 @@ def give_back() -> bool:
     trim = _malloc_trim()
     if trim is None:
         return False
+    gc.collect()
     trim(0)
     return True
