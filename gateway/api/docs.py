@@ -24,13 +24,25 @@ NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Text = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
-TextParam = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
-Day = Annotated[dt.date, Field(ge=EARLIEST_DAY, le=LATEST_DAY)]
+TextParam = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+YEARS = r"(19(49|[5-9][0-9])|20[0-9]{2})"  # 1949 to 2099: what reports and replays may ask about
+Day = Annotated[
+    dt.date,
+    Field(ge=EARLIEST_DAY, le=LATEST_DAY, json_schema_extra={"pattern": f"^{YEARS}-[0-9]{{2}}-[0-9]{{2}}$"}),
+]
 TargetName = Annotated[str, Path(description="a target", json_schema_extra={"enum": TARGET_NAMES})]
 KindName = Annotated[
     str, Path(description="licences, penalties, commitments or list-changes", json_schema_extra={"enum": KIND_NAMES})
 ]
 SourceId = Annotated[str, Path(description="the source system's id of the record", max_length=200, pattern=NO_NUL)]
+
+# a month, quarter, year or day of the years reports cover (calendar validity is checked on parsing)
+PERIOD_PATTERN = f"^{YEARS}" + r"(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?|-[Qq][1-4])?$"
+Period = Annotated[
+    str,
+    StringConstraints(pattern=PERIOD_PATTERN),
+    Field(description="2026-10 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-05 (day); years 1949 to 2099"),
+]
 
 BODY_MODELS: set[type[BaseModel]] = set()  # request bodies read by hand (gateway/api/bodies.py), for components
 

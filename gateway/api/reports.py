@@ -33,10 +33,7 @@ router = APIRouter(prefix="/api/v1", tags=["reports"])
 
 class NewReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    period: str = Field(
-        description="2026-10 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-05 (day), years 1949 to 2099",
-        max_length=20,
-    )
+    period: docs.Period
     as_of: Day | None = Field(default=None, description="judge standings at the end of this day; default today")
 
 
@@ -60,7 +57,10 @@ def _period(text: str, field: str = "period") -> Period:
 async def rates(
     request: Request,
     _: OperatorDep,
-    period: Annotated[str, Query(description="2026-10, 2026-Q4, 2026 or 2026-10-05 (years 1949 to 2099)")],
+    period: Annotated[
+        str,
+        Query(description="2026-10, 2026-Q4, 2026 or 2026-10-05 (years 1949 to 2099)", pattern=docs.PERIOD_PATTERN),
+    ],
     as_of: Annotated[Day | None, Query(description="judge standings at the end of this day; default today")] = None,
 ) -> Response:
     chosen = _period(period)

@@ -238,6 +238,15 @@ def test_a_long_url_is_a_problem_document(base_url: str, operator_key: str) -> N
     assert b"uri-too-long" in body
 
 
+def test_a_repeated_or_empty_parameter_is_422_naming_it(client: httpx.Client, operator_key: str) -> None:
+    repeated = problem(
+        client.get("/api/v1/dead-letters?target=national&target=portal", headers=bearer(operator_key)), 422
+    )
+    assert [(e["field"], e["code"]) for e in repeated["errors"]] == [("target", "repeated")]
+    empty = problem(client.get("/api/v1/reconciliations?target=", headers=bearer(operator_key)), 422)
+    assert [e["field"] for e in empty["errors"]] == ["target"]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
