@@ -9,10 +9,12 @@ route can give.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from gateway.reports.periods import EARLIEST_DAY, LATEST_DAY
 
@@ -22,12 +24,24 @@ TARGET_NAMES = ["national", "provincial", "municipal", "portal"]
 KIND_NAMES = ["licences", "penalties", "commitments", "list-changes"]
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
-RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+RowId = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]  # a JSON integer: not "1", not 1.0, not true
+Flag = Annotated[bool, Strict()]  # a JSON boolean: not "yes", not 1
 Text = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
 TextParam = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
 YEARS = r"(19(49|[5-9][0-9])|20[0-9]{2})"  # 1949 to 2099: what reports and replays may ask about
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: object) -> object:
+    """Only a ``YYYY-MM-DD`` string (pydantic would also take a timestamp or a midnight datetime)."""
+    if not isinstance(value, str) or not _ISO_DAY.fullmatch(value):
+        raise PydanticCustomError("invalid_date", "must be a date written YYYY-MM-DD")
+    return value
+
+
 Day = Annotated[
     dt.date,
+    BeforeValidator(_iso_day),
     Field(ge=EARLIEST_DAY, le=LATEST_DAY, json_schema_extra={"pattern": f"^{YEARS}-[0-9]{{2}}-[0-9]{{2}}$"}),
 ]
 TargetName = Annotated[str, Path(description="a target", json_schema_extra={"enum": TARGET_NAMES})]
@@ -38,11 +52,8 @@ SourceId = Annotated[str, Path(description="the source system's id of the record
 
 # a month, quarter, year or day of the years reports cover (calendar validity is checked on parsing)
 PERIOD_PATTERN = f"^{YEARS}" + r"(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?|-[Qq][1-4])?$"
-Period = Annotated[
-    str,
-    StringConstraints(pattern=PERIOD_PATTERN),
-    Field(description="2026-10 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-05 (day); years 1949 to 2099"),
-]
+# Documented only: the handler parses the period itself, so a bad one gets a message naming the accepted forms.
+PERIOD_HELP = "2026-10 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-05 (day); years 1949 to 2099"
 
 BODY_MODELS: set[type[BaseModel]] = set()  # request bodies read by hand (gateway/api/bodies.py), for components
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from gateway.api import docs
 from gateway.api.auth import Principal, authenticate, forbid
 from gateway.api.bodies import body_doc, json_body
-from gateway.api.docs import MAX_OFFSET, Day, RowId, TargetName, Text, TextParam
+from gateway.api.docs import MAX_OFFSET, Day, Flag, RowId, TargetName, Text, TextParam
 from gateway.api.problems import Problem
 from gateway.clock import SHANGHAI
 from gateway.services import Services
@@ -59,7 +59,7 @@ class Pause(BaseModel):
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
     since: Day = Field(description="re-send what the target accepted on or after this day (Asia/Shanghai)")
-    dry_run: bool = Field(default=True, description="only list what would be sent")
+    dry_run: Flag = Field(default=True, description="only list what would be sent")
 
 
 @router.get(

@@ -33,7 +33,7 @@ router = APIRouter(prefix="/api/v1", tags=["reports"])
 
 class NewReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    period: docs.Period
+    period: str = Field(description=docs.PERIOD_HELP, json_schema_extra={"pattern": docs.PERIOD_PATTERN})
     as_of: Day | None = Field(default=None, description="judge standings at the end of this day; default today")
 
 
@@ -43,6 +43,8 @@ def _housekeeping(request: Request) -> Housekeeping:
 
 def _period(text: str, field: str = "period") -> Period:
     try:
+        if text != text.strip() or not text.isascii():
+            raise PeriodError(f"period {text!r} has spaces or characters other than ASCII digits, '-' and 'Q'")
         return parse_period(text)
     except PeriodError as exc:
         raise invalid([FieldError(field, "invalid_period", str(exc))], str(exc), title=PARAMS_TITLE) from None
@@ -57,10 +59,7 @@ def _period(text: str, field: str = "period") -> Period:
 async def rates(
     request: Request,
     _: OperatorDep,
-    period: Annotated[
-        str,
-        Query(description="2026-10, 2026-Q4, 2026 or 2026-10-05 (years 1949 to 2099)", pattern=docs.PERIOD_PATTERN),
-    ],
+    period: Annotated[str, Query(description=docs.PERIOD_HELP, json_schema_extra={"pattern": docs.PERIOD_PATTERN})],
     as_of: Annotated[Day | None, Query(description="judge standings at the end of this day; default today")] = None,
 ) -> Response:
     chosen = _period(period)

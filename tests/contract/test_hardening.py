@@ -144,6 +144,14 @@ OUT_OF_RANGE = [
     ("GET", "/api/v1/dead-letters?target=a%00b", None, "target"),
     ("GET", "/api/v1/licences/a%00b", None, "source_id"),
     ("POST", "/api/v1/dead-letters/cancel", {"ids": [1], "reason": "a\u0000b"}, "reason"),
+    # what the document refuses, the API refuses too (pydantic alone would coerce these)
+    ("POST", "/api/v1/dead-letters/cancel", {"ids": ["1"]}, "ids[0]"),
+    ("POST", "/api/v1/dead-letters/cancel", {"ids": [1.0]}, "ids[0]"),
+    ("POST", "/api/v1/targets/national/replay", {"since": "2026-11-01T00:00:00"}, "since"),
+    ("POST", "/api/v1/targets/national/replay", {"since": 1699977600}, "since"),
+    ("POST", "/api/v1/targets/national/replay", {"since": "2026-11-01", "dry_run": "yes"}, "dry_run"),
+    ("GET", "/api/v1/rates?period=%202026-10", None, "period"),
+    ("GET", "/api/v1/rates?period=%D9%A2%D9%A0%D9%A2%D9%A6", None, "period"),  # Arabic-Indic digits
 ]
 
 
