@@ -100,6 +100,15 @@ def check_batch(kind: Kind, body: Any, today: dt.date, max_items: int) -> Checke
             "the body must be an object with an 'items' list",
             errors=[FieldError("items", "required", "must be a list of records")],
         )
+    unknown = sorted(k for k in body if k != "items")
+    if unknown:  # {"items": [...], "atomic": true} must not quietly store a non-atomic batch
+        raise Problem(
+            422,
+            "validation-failed",
+            'A batch is {"items": [record, ...]}',
+            f"unknown field(s) in the batch: {', '.join(unknown)} (atomic is a query parameter)",
+            errors=[FieldError(k, "unknown_field", "is not a field of a batch") for k in unknown],
+        )
     items: list[Any] = body["items"]
     if len(items) > max_items:
         raise Problem(

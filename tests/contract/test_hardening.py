@@ -246,6 +246,12 @@ def test_a_long_url_is_a_problem_document(base_url: str, operator_key: str) -> N
     assert b"uri-too-long" in body
 
 
+def test_a_batch_with_an_unknown_field_is_refused(client: httpx.Client, source_key: str) -> None:
+    body = {"items": [licence()], "atomic": True}
+    found = problem(client.post("/api/v1/licences/batch", json=body, headers=bearer(source_key)), 422)
+    assert [(e["field"], e["code"]) for e in found["errors"]] == [("atomic", "unknown_field")]
+
+
 def test_a_repeated_or_empty_parameter_is_422_naming_it(client: httpx.Client, operator_key: str) -> None:
     repeated = problem(
         client.get("/api/v1/dead-letters?target=national&target=portal", headers=bearer(operator_key)), 422
