@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from gateway.api.problems import Problem
 from outbox.ingest import Incoming
@@ -32,10 +32,13 @@ async def read_json(request: Request, limit: int) -> Any:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large(limit)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large(limit)
+    except ClientDisconnect:  # nobody is left to answer; not a crash of ours
+        raise Problem(400, "bad-request", "The client went away", "the connection closed mid-body") from None
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

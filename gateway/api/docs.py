@@ -24,7 +24,17 @@ TARGET_NAMES = ["national", "provincial", "municipal", "portal"]
 KIND_NAMES = ["licences", "penalties", "commitments", "list-changes"]
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
-RowId = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]  # a JSON integer: not "1", not 1.0, not true
+
+def _json_integer(value: object) -> object:
+    """A JSON integer (``3`` or ``3.0``, as JSON Schema counts them), not ``"3"`` nor ``true`` (pydantic's lax mode)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("wrong_type", "must be a whole number")
+    return value
+
+
+RowId = Annotated[int, BeforeValidator(_json_integer), Field(ge=1, le=MAX_ID)]
 Flag = Annotated[bool, Strict()]  # a JSON boolean: not "yes", not 1
 Text = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
 TextParam = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]

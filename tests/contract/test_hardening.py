@@ -131,6 +131,7 @@ OUT_OF_RANGE = [
     ("GET", "/api/v1/reconciliations/9223372036854775808", None, "run_id"),
     ("POST", "/api/v1/dead-letters/requeue", {"ids": [9223372036854775808]}, "ids[0]"),
     ("POST", "/api/v1/dead-letters/cancel", {"ids": [-1]}, "ids[0]"),
+    ("POST", "/api/v1/dead-letters/cancel", {"ids": [1e300]}, "ids[0]"),
     ("GET", "/api/v1/rates?period=9999", None, "period"),
     ("GET", "/api/v1/rates?period=0001-Q1", None, "period"),
     ("GET", "/api/v1/rates?period=0001-01-01", None, "period"),
@@ -146,7 +147,7 @@ OUT_OF_RANGE = [
     ("POST", "/api/v1/dead-letters/cancel", {"ids": [1], "reason": "a\u0000b"}, "reason"),
     # what the document refuses, the API refuses too (pydantic alone would coerce these)
     ("POST", "/api/v1/dead-letters/cancel", {"ids": ["1"]}, "ids[0]"),
-    ("POST", "/api/v1/dead-letters/cancel", {"ids": [1.0]}, "ids[0]"),
+    ("POST", "/api/v1/dead-letters/cancel", {"ids": [1.5]}, "ids[0]"),
     ("POST", "/api/v1/targets/national/replay", {"since": "2026-11-01T00:00:00"}, "since"),
     ("POST", "/api/v1/targets/national/replay", {"since": 1699977600}, "since"),
     ("POST", "/api/v1/targets/national/replay", {"since": "2026-11-01", "dry_run": "yes"}, "dry_run"),

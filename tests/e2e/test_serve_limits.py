@@ -75,6 +75,7 @@ def big_batch(n: int) -> bytes:
     return body
 
 
+@pytest.mark.timeout(600)  # 130 MB of uploads and 4,000 stored records; slow when the machine is shared
 def test_concurrent_large_batches_are_bounded_and_memory_is_given_back(server: Server) -> None:
     headers = {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"}
     with httpx.Client(base_url=server.base, timeout=120) as http:  # warm up every code path once
