@@ -11,6 +11,8 @@ to 552 MB. Beyond the budget a request is answered ``503 server-busy`` with ``Re
 read; a request is always admitted when nothing else is in flight, so any body under the size limit can pass.
 """
 
+# No ``from __future__ import annotations`` here: FastAPI reads the dependency's annotations at runtime, and those
+# of ``json_body``'s inner function name the closure's ``guard``, which a string annotation could not resolve.
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 

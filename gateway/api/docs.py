@@ -34,7 +34,7 @@ def _json_integer(value: object) -> object:
     return value
 
 
-RowId = Annotated[int, BeforeValidator(_json_integer), Field(ge=1, le=MAX_ID)]
+RowId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_json_integer)]
 Flag = Annotated[bool, Strict()]  # a JSON boolean: not "yes", not 1
 Text = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
 TextParam = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
@@ -51,8 +51,8 @@ def _iso_day(value: object) -> object:
 
 Day = Annotated[
     dt.date,
-    BeforeValidator(_iso_day),
     Field(ge=EARLIEST_DAY, le=LATEST_DAY, json_schema_extra={"pattern": f"^{YEARS}-[0-9]{{2}}-[0-9]{{2}}$"}),
+    BeforeValidator(_iso_day),
 ]
 TargetName = Annotated[str, Path(description="a target", json_schema_extra={"enum": TARGET_NAMES})]
 KindName = Annotated[
