@@ -21,7 +21,7 @@ from schemathesis.config import SchemathesisConfig
 
 from tests.conftest import bearer
 
-EXAMPLES = 10  # per operation and generation mode, each sent with two keys: about 750 requests per database
+EXAMPLES = 8  # per operation and generation mode, each sent with two keys: about 620 requests per database
 # Rules JSON Schema cannot express, so schema-valid data may still be refused with 422: check characters (USCC,
 # ID numbers), real calendar dates and date order in records; a report period's calendar validity.
 REFUSES_SCHEMA_VALID_DATA = [
@@ -92,5 +92,5 @@ def fuzz(base_url: str, keys: list[str]) -> Counter[str]:
 @pytest.mark.timeout(600)  # about a minute alone; much longer when the machine is shared
 def test_every_answer_conforms_to_the_openapi_document(base_url: str, operator_key: str, source_key: str) -> None:
     seen = fuzz(base_url, [operator_key, source_key])
-    assert sum(seen.values()) >= 600, seen  # at least 1,200 over the two databases
+    assert sum(seen.values()) >= 500, seen  # over the two databases, more than 1,000
     assert not [s for s in seen if s.endswith(tuple(f" 5{n:02d}" for n in range(100)))], seen
