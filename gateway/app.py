@@ -122,6 +122,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             [(m, "validation") for m in documented], by_alias=True, ref_template="#/components/schemas/{model}"
         )
         spec.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        for operations in spec["paths"].values():  # a query parameter is absent or a value, never JSON null
+            for op in operations.values():
+                for param in op.get("parameters", []):
+                    schema = param.get("schema", {})
+                    branches = [b for b in schema.get("anyOf", []) if b != {"type": "null"}]
+                    if param["in"] == "query" and len(branches) == 1 and len(schema["anyOf"]) == 2:
+                        param["schema"] = {**{k: v for k, v in schema.items() if k != "anyOf"}, **branches[0]}
         metrics = spec["paths"]["/metrics"]["get"]
         metrics["security"] = [{}, {"bearer": []}]  # a key only when METRICS_REQUIRE_KEY is set
         app.openapi_schema = spec

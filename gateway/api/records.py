@@ -121,7 +121,14 @@ async def post_record(kind: docs.KindName, request: Request, principal: Principa
                         "type": "object",
                         "required": ["items"],
                         "additionalProperties": False,
-                        "properties": {"items": {"type": "array", "maxItems": 1000, "items": {"type": "object"}}},
+                        "properties": {
+                            "items": {
+                                "type": "array",
+                                "maxItems": 1000,
+                                "description": "records; an item that is not one is reported rejected, the rest stored",
+                                "items": {},
+                            }
+                        },
                     }
                 }
             },
