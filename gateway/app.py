@@ -12,12 +12,15 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
 from gateway import deadlines
-from gateway.api import checks, health, mails, operations, problems, records, reports, targets
+from gateway.api import checks, docs, health, mails, operations, problems, records, reports, targets
 from gateway.api.auth import KeyCache
+from gateway.api.bodies import BodyBudget
+from gateway.api.limits import UrlLimit
 from gateway.clock import Clock, SystemClock
 from gateway.housekeeping import Housekeeping
 from gateway.jobs import Jobs
@@ -98,7 +101,9 @@ def build_app(
     app = FastAPI(title="credit-gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     app.state.key_cache = KeyCache(store, settings.key_cache_seconds)
+    app.state.body_budget = BodyBudget(settings.max_body_bytes_in_flight)
     problems.install(app)
+    app.add_middleware(UrlLimit)
     app.include_router(health.router)
     app.include_router(checks.router)  # before records: /credit-checks must not read as /{kind}
     app.include_router(reports.router)  # before records: /reports/{id} must not read as /{kind}/{source_id}
@@ -123,9 +128,19 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """The generated spec plus the canonical record schemas the ingest endpoints read by hand."""
     if app.openapi_schema is None:
         spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        documented: list[type[BaseModel]] = [*MODELS.values(), docs.Problem, *sorted(docs.BODY_MODELS, key=str)]
         _, defs = models_json_schema(
-            [(m, "validation") for m in MODELS.values()], by_alias=True, ref_template="#/components/schemas/{model}"
+            [(m, "validation") for m in documented], by_alias=True, ref_template="#/components/schemas/{model}"
         )
         spec.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        for operations in spec["paths"].values():  # a query parameter is absent or a value, never JSON null
+            for op in operations.values():
+                for param in op.get("parameters", []):
+                    schema = param.get("schema", {})
+                    branches = [b for b in schema.get("anyOf", []) if b != {"type": "null"}]
+                    if param["in"] == "query" and len(branches) == 1 and len(schema["anyOf"]) == 2:
+                        param["schema"] = {**{k: v for k, v in schema.items() if k != "anyOf"}, **branches[0]}
+        metrics = spec["paths"]["/metrics"]["get"]
+        metrics["security"] = [{}, {"bearer": []}]  # a key only when METRICS_REQUIRE_KEY is set
         app.openapi_schema = spec
     return app.openapi_schema

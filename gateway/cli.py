@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import cli_people, logs, shutdown
+from gateway import cli_people, logs, server, shutdown
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from outbox.errors import StoreError
@@ -122,6 +122,7 @@ def serve(
         "access_log": False,
         "server_header": False,
         "timeout_graceful_shutdown": shutdown.http_seconds(settings.shutdown_grace_seconds),
+        "http": server.protocol(),  # malformed requests get a problem document, not uvicorn's plain text
     }
     count = workers or settings.workers
     if count > 1 and not sandbox:  # each worker process builds its own app and engine from the same environment

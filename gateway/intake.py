@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from gateway.api.problems import Problem
 from outbox.ingest import Incoming
@@ -22,20 +22,23 @@ JSON_TYPES = ("application/json", "application/problem+json")
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON values, refusing oversized bodies before reading them in full."""
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media not in JSON_TYPES and not media.endswith("+json"):
-        raise Problem(
-            415, "unsupported-media-type", "Send JSON", f"Content-Type must be application/json, got {media!r}"
-        )
+    """The request body as JSON values, refusing oversized bodies before reading them in full.
+
+    Callers check the key first (a body is never read for a caller without one). JSON is UTF-8 (RFC 8259), so a
+    missing Content-Type or another charset is refused rather than guessed at.
+    """
+    check_media_type(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large(limit)
+    except ClientDisconnect:  # nobody is left to answer; not a crash of ours
+        raise Problem(400, "bad-request", "The client went away", "the connection closed mid-body") from None
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -48,7 +51,27 @@ async def read_json(request: Request, limit: int) -> Any:
         ) from None
 
 
-def _too_large(limit: int) -> Problem:
+def check_media_type(request: Request) -> None:
+    """415 unless the body is declared JSON (``application/json`` or ``…+json``) in UTF-8."""
+    raw = request.headers.get("content-type")
+    if raw is None:
+        raise _unsupported("the request has no Content-Type; send Content-Type: application/json")
+    media, _, params = raw.partition(";")
+    media = media.strip().lower()
+    if media not in JSON_TYPES and not media.endswith("+json"):
+        raise _unsupported(f"Content-Type must be application/json, got {media!r}")
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise _unsupported(f"JSON is UTF-8; charset {charset!r} is not accepted")
+
+
+def _unsupported(detail: str) -> Problem:
+    return Problem(415, "unsupported-media-type", "Send JSON", detail)
+
+
+def too_large(limit: int) -> Problem:
     return Problem(
         413, "body-too-large", "The body is too large", f"request bodies are limited to {limit} bytes; split the batch"
     )
@@ -79,6 +102,15 @@ def check_batch(kind: Kind, body: Any, today: dt.date, max_items: int) -> Checke
             'A batch is {"items": [record, ...]}',
             "the body must be an object with an 'items' list",
             errors=[FieldError("items", "required", "must be a list of records")],
+        )
+    unknown = sorted(k for k in body if k != "items")
+    if unknown:  # {"items": [...], "atomic": true} must not quietly store a non-atomic batch
+        raise Problem(
+            422,
+            "validation-failed",
+            'A batch is {"items": [record, ...]}',
+            f"unknown field(s) in the batch: {', '.join(unknown)} (atomic is a query parameter)",
+            errors=[FieldError(k, "unknown_field", "is not a field of a batch") for k in unknown],
         )
     items: list[Any] = body["items"]
     if len(items) > max_items:

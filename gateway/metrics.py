@@ -31,6 +31,11 @@ class Metrics:
             ["kind", "reason"],
             registry=self.registry,
         )
+        self.busy_refusals = Counter(
+            "credit_gateway_busy_refusals",
+            "Requests answered 503 server-busy: too many request body bytes in flight (MAX_BODY_BYTES_IN_FLIGHT)",
+            registry=self.registry,
+        )
 
         self.target_up = Gauge(
             "credit_gateway_target_up",

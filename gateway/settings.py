@@ -272,6 +272,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8600, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=32)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # request body bytes read and processed at once per process; beyond it 503 server-busy (see gateway/api/bodies.py)
+    max_body_bytes_in_flight: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=1000, ge=1, le=1000)
     key_cache_seconds: float = Field(default=30.0, ge=0)
     metrics_require_key: bool = False

@@ -9,8 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.problems import Problem
@@ -71,7 +73,21 @@ class KeyCache:
 _UNAUTHORISED = {"WWW-Authenticate": 'Bearer realm="credit-gateway"'}
 
 
-async def authenticate(request: Request) -> Principal:
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="an API key from `credit-gateway keys create` (source or operator role)",
+)
+
+
+async def authenticate(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
+) -> Principal:
+    """The caller, from the ``Authorization`` header (declared as bearer security so /docs can send a key)."""
+    return await check_key(request)
+
+
+async def check_key(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():

@@ -7,7 +7,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from gateway.api.auth import authenticate
+from gateway.api import docs
+from gateway.api.auth import check_key
 from gateway.api.problems import Problem
 from gateway.services import Services
 from outbox.errors import StoreError
@@ -15,12 +16,17 @@ from outbox.errors import StoreError
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers (no key needed)")
+@router.get("/healthz", summary="Liveness: the process answers (no key needed)", response_model=docs.Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database reachable and migrated (no key needed)")
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable and migrated (no key needed)",
+    response_model=docs.Ready,
+    responses=docs.problems(503),
+)
 async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
@@ -32,11 +38,19 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "database": "ok", "schema": "current"})
 
 
-@router.get("/metrics", summary="Prometheus metrics (a key is needed when metrics_require_key is set)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (a key is needed when metrics_require_key is set)",
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        **docs.problems(401),
+    },
+)
 async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
     if services.settings.metrics_require_key:
-        await authenticate(request)
+        await check_key(request)
     if services.worker is not None:
         services.metrics.health(services.worker.status())
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

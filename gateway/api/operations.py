@@ -10,11 +10,14 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway.api import docs
 from gateway.api.auth import Principal, authenticate, forbid
+from gateway.api.bodies import body_doc, json_body
+from gateway.api.docs import MAX_OFFSET, Day, Flag, RowId, TargetName, Text, TextParam
 from gateway.api.problems import Problem
 from gateway.clock import SHANGHAI
 from gateway.services import Services
@@ -43,29 +46,37 @@ def _target(services: Services, target: str) -> str:
 
 
 class Ids(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=10_000)
-    reason: str | None = Field(default=None, max_length=500)
+    model_config = ConfigDict(extra="forbid")
+    ids: list[RowId] = Field(min_length=1, max_length=10_000, description="delivery ids (the dead-letter list's)")
+    reason: Text | None = Field(default=None, description="why; kept in the audit log")
 
 
 class Pause(BaseModel):
-    reason: str | None = Field(default=None, max_length=500)
+    model_config = ConfigDict(extra="forbid")
+    reason: Text | None = Field(default=None, description="why; shown in the target's status")
 
 
 class Replay(BaseModel):
-    since: dt.date = Field(description="re-send what the target accepted on or after this day (Asia/Shanghai)")
-    dry_run: bool = Field(default=True, description="only list what would be sent")
+    model_config = ConfigDict(extra="forbid")
+    since: Day = Field(description="re-send what the target accepted on or after this day (Asia/Shanghai)")
+    dry_run: Flag = Field(default=True, description="only list what would be sent")
 
 
-@router.get("/dead-letters", summary="Deliveries that failed for good, with the target's code and message")
+@router.get(
+    "/dead-letters",
+    summary="Deliveries that failed for good, with the target's code and message",
+    response_model=docs.DeadLetters,
+    responses=docs.problems(401, 403, 422, 503),
+)
 async def dead_letters(
     request: Request,
     _: OperatorDep,
-    target: str | None = None,
-    kind: str | None = None,
-    department: str | None = None,
-    code: Annotated[str | None, Query(description="the target's error code")] = None,
+    target: Annotated[TextParam | None, Query(description="a target name")] = None,
+    kind: Annotated[TextParam | None, Query(description="a record kind (licences, ...)")] = None,
+    department: Annotated[TextParam | None, Query(description="the record's 责任科室")] = None,
+    code: Annotated[TextParam | None, Query(description="the target's error code")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     services: Services = request.app.state.services
     total, items = await run_in_threadpool(
@@ -80,8 +91,16 @@ async def dead_letters(
     return _json({"total": total, "items": items})
 
 
-@router.post("/dead-letters/requeue", summary="Send dead deliveries again, with a fresh retry budget")
-async def requeue(body: Ids, request: Request, principal: OperatorDep) -> Response:
+@router.post(
+    "/dead-letters/requeue",
+    summary="Send dead deliveries again, with a fresh retry budget",
+    response_model=docs.Requeued,
+    responses=docs.problems(400, 401, 403, 413, 415, 422, 503),
+    openapi_extra=body_doc(Ids),
+)
+async def requeue(
+    request: Request, principal: OperatorDep, body: Annotated[Ids, Depends(json_body(Ids, operator))]
+) -> Response:
     services: Services = request.app.state.services
     count = await run_in_threadpool(
         services.store.requeue, ids=body.ids, actor=principal.actor, now=services.clock.now()
@@ -91,8 +110,16 @@ async def requeue(body: Ids, request: Request, principal: OperatorDep) -> Respon
     return _json({"requeued": count})
 
 
-@router.post("/dead-letters/cancel", summary="Give up on deliveries (dead, pending or waiting to retry)")
-async def cancel(body: Ids, request: Request, principal: OperatorDep) -> Response:
+@router.post(
+    "/dead-letters/cancel",
+    summary="Give up on deliveries (dead, pending or waiting to retry)",
+    response_model=docs.Cancelled,
+    responses=docs.problems(400, 401, 403, 413, 415, 422, 503),
+    openapi_extra=body_doc(Ids),
+)
+async def cancel(
+    request: Request, principal: OperatorDep, body: Annotated[Ids, Depends(json_body(Ids, operator))]
+) -> Response:
     services: Services = request.app.state.services
     count = await run_in_threadpool(
         services.store.cancel, ids=body.ids, actor=principal.actor, now=services.clock.now(), reason=body.reason
@@ -100,8 +127,19 @@ async def cancel(body: Ids, request: Request, principal: OperatorDep) -> Respons
     return _json({"cancelled": count})
 
 
-@router.post("/targets/{target}/pause", summary="Stop pushing to a target (every worker obeys)")
-async def pause(target: str, request: Request, principal: OperatorDep, body: Pause | None = None) -> Response:
+@router.post(
+    "/targets/{target}/pause",
+    summary="Stop pushing to a target (every worker obeys); the body is optional",
+    response_model=docs.Paused,
+    responses=docs.problems(400, 401, 403, 404, 413, 415, 422, 503),
+    openapi_extra=body_doc(Pause, required=False),
+)
+async def pause(
+    target: TargetName,
+    request: Request,
+    principal: OperatorDep,
+    body: Annotated[Pause | None, Depends(json_body(Pause, operator, optional=True))],
+) -> Response:
     services: Services = request.app.state.services
     await run_in_threadpool(
         services.store.set_paused,
@@ -114,8 +152,13 @@ async def pause(target: str, request: Request, principal: OperatorDep, body: Pau
     return _json({"target": target, "paused": True})
 
 
-@router.post("/targets/{target}/resume", summary="Push to a paused target again")
-async def resume(target: str, request: Request, principal: OperatorDep) -> Response:
+@router.post(
+    "/targets/{target}/resume",
+    summary="Push to a paused target again",
+    response_model=docs.Paused,
+    responses=docs.problems(401, 403, 404, 422, 503),
+)
+async def resume(target: TargetName, request: Request, principal: OperatorDep) -> Response:
     services: Services = request.app.state.services
     await run_in_threadpool(
         services.store.set_paused,
@@ -130,8 +173,19 @@ async def resume(target: str, request: Request, principal: OperatorDep) -> Respo
     return _json({"target": target, "paused": False})
 
 
-@router.post("/targets/{target}/replay", summary="Re-send what a target accepted since a day (dry run by default)")
-async def replay(target: str, body: Replay, request: Request, principal: OperatorDep) -> Response:
+@router.post(
+    "/targets/{target}/replay",
+    summary="Re-send what a target accepted since a day (dry run by default)",
+    response_model=docs.ReplayPlan,
+    responses=docs.problems(400, 401, 403, 404, 413, 415, 422, 503),
+    openapi_extra=body_doc(Replay),
+)
+async def replay(
+    target: TargetName,
+    request: Request,
+    principal: OperatorDep,
+    body: Annotated[Replay, Depends(json_body(Replay, operator))],
+) -> Response:
     services: Services = request.app.state.services
     since = dt.datetime.combine(body.since, dt.time(), SHANGHAI)
     plan = await run_in_threadpool(

@@ -8,6 +8,7 @@ that hides internals.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,14 +59,52 @@ class Problem(Exception):
         return Response(orjson.dumps(self.body()), status_code=self.status, media_type=MEDIA_TYPE, headers=self.headers)
 
 
-def invalid(errors: Sequence[FieldError], detail: str | None = None) -> Problem:
+RECORD_TITLE = "The record breaks the data standard's rules"
+BODY_TITLE = "The request body is invalid"
+PARAMS_TITLE = "The request's parameters are invalid"
+
+
+def invalid(errors: Sequence[FieldError], detail: str | None = None, *, title: str = RECORD_TITLE) -> Problem:
     return Problem(
         422,
         "validation-failed",
-        "The record breaks the data standard's rules",
+        title,
         detail or f"{len(errors)} field(s) need fixing; nothing was stored",
         errors=errors,
     )
+
+
+# pydantic's error types for request parameters and operator bodies, as the codes the README lists
+_PARAM_CODES = {
+    "greater_than": "out_of_range",
+    "greater_than_equal": "out_of_range",
+    "less_than": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "int_parsing": "wrong_type",
+    "int_type": "wrong_type",
+    "int_from_float": "wrong_type",
+    "bool_parsing": "wrong_type",
+    "bool_type": "wrong_type",
+    "date_parsing": "invalid_date",
+    "date_from_datetime_parsing": "invalid_date",
+    "date_from_datetime_inexact": "invalid_date",
+    "date_type": "invalid_date",
+    "string_pattern_mismatch": "invalid_characters",
+    "literal_error": "unknown_value",
+    "enum": "unknown_value",
+}
+
+
+def param_errors(errors: Sequence[FieldError]) -> list[FieldError]:
+    """Field errors with the README's codes; parameters named as sent (``period``, not ``query.period``)."""
+    found = []
+    for e in errors:
+        field = e.field
+        for prefix in ("query.", "path.", "header.", "body."):
+            if field.startswith(prefix):
+                field = field[len(prefix) :]
+        found.append(FieldError(field, _PARAM_CODES.get(e.code, e.code), e.message))
+    return found
 
 
 _STORE_ERRORS: dict[type[store_errors.StoreError], tuple[int, str, str]] = {
@@ -78,6 +117,36 @@ _STORE_ERRORS: dict[type[store_errors.StoreError], tuple[int, str, str]] = {
 }
 
 
+_HTTP_SLUGS = {
+    400: "bad-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+    414: "uri-too-long",
+    415: "unsupported-media-type",
+}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the documented paths answer on this path (Starlette names only the first route's).
+
+    Read from the OpenAPI document, so ``/api/v1/targets`` is not taken for ``/api/v1/{kind}`` with an unknown kind.
+    """
+    from schemas.enums import Kind
+
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        parts = re.split(r"\{(\w+)\}", template)
+        pattern = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
+        found = re.fullmatch(pattern, request.url.path)
+        if found is None or found.groupdict().get("kind", "licences") not in Kind._value2member_map_:
+            continue
+        methods |= {m.upper() for m in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> Response:
@@ -86,22 +155,29 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(store_errors.StoreError)
     async def _store(_: Request, exc: store_errors.StoreError) -> Response:
         status, slug, title = next(v for k, v in _STORE_ERRORS.items() if isinstance(exc, k))
-        if status >= 500:
+        detail = str(exc)
+        if status >= 500:  # the driver's message (SQL text, say) goes to the log, never to the caller
             log.error("store error: %s", exc, extra={"action": "store_error"})
+            detail = (type(exc).__doc__ or title).strip().splitlines()[0]
         headers = {"Retry-After": "1"} if status == 503 else None
-        return Problem(status, slug, title, str(exc), headers=headers).response()
+        return Problem(status, slug, title, detail, headers=headers).response()
 
     @app.exception_handler(RequestValidationError)
     async def _request(_: Request, exc: RequestValidationError) -> Response:
-        found = [from_detail(d) for d in exc.errors()]
-        return invalid(found, "the request's parameters are invalid").response()
+        found = param_errors([from_detail(d) for d in exc.errors()])
+        fields = ", ".join(sorted({e.field for e in found}))
+        return invalid(found, f"invalid parameter(s): {fields}", title=PARAMS_TITLE).response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return Problem(
-            exc.status_code, slug, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {})
-        ).response()
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed on {request.url.path}; use {' or '.join(allowed)}"
+        slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+        return Problem(exc.status_code, slug, str(exc.detail), detail, headers=headers).response()
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

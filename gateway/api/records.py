@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway.api import docs
 from gateway.api.auth import Principal, authenticate, forbid
+from gateway.api.bodies import BodySlot, body_doc, json_body
 from gateway.api.problems import Problem, invalid
 from gateway.clock import local_date
 from gateway.intake import Checked, check_batch, check_one, read_json
@@ -18,11 +20,14 @@ from gateway.services import Services
 from outbox.ingest import Stored
 from outbox.store import AtomicBatchRefused
 from schemas.enums import Kind, WithdrawReason
-from schemas.errors import FieldError, from_pydantic
+from schemas.errors import FieldError
 from schemas.records import MODELS
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
+SourceSystem = Annotated[
+    docs.TextParam | None, Query(description="operators: which source system's record (when several use the id)")
+]
 
 KIND_HELP = "licences (行政许可), penalties (行政处罚), commitments (信用承诺), list-changes (红黑名单变更)"
 
@@ -59,11 +64,15 @@ def _single_body(stored: Stored) -> dict[str, Any]:
 @router.post(
     "/{kind}",
     summary="Post one record (new, correction, or an identical repeat)",
+    status_code=201,
+    response_model=docs.Stored,
     responses={
         201: {"description": "stored as a new record or a new version"},
-        200: {"description": "identical to the current version: nothing changed"},
-        409: {"description": "the record was withdrawn"},
-        422: {"description": "the record breaks a rule"},
+        200: {
+            "description": "identical to the current version: nothing changed",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Stored"}}},
+        },
+        **docs.problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
     },
     openapi_extra={
         "requestBody": {
@@ -76,7 +85,7 @@ def _single_body(stored: Stored) -> dict[str, Any]:
         }
     },
 )
-async def post_record(kind: str, request: Request, principal: PrincipalDep) -> Response:
+async def post_record(kind: docs.KindName, request: Request, principal: PrincipalDep, _: BodySlot) -> Response:
     k = _kind(kind)
     if not principal.may_send(k):
         raise forbid(principal, f"send {k.value}")
@@ -101,6 +110,8 @@ async def post_record(kind: str, request: Request, principal: PrincipalDep) -> R
 @router.post(
     "/{kind}/batch",
     summary="Post up to 1000 records; per-item results (atomic=true: all or none)",
+    response_model=docs.BatchResults,
+    responses=docs.problems(400, 401, 403, 404, 413, 415, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -109,7 +120,15 @@ async def post_record(kind: str, request: Request, principal: PrincipalDep) -> R
                     "schema": {
                         "type": "object",
                         "required": ["items"],
-                        "properties": {"items": {"type": "array", "maxItems": 1000, "items": {"type": "object"}}},
+                        "additionalProperties": False,
+                        "properties": {
+                            "items": {
+                                "type": "array",
+                                "maxItems": 1000,
+                                "description": "records; an item that is not one is reported rejected, the rest stored",
+                                "items": {},
+                            }
+                        },
                     }
                 }
             },
@@ -117,9 +136,10 @@ async def post_record(kind: str, request: Request, principal: PrincipalDep) -> R
     },
 )
 async def post_batch(
-    kind: str,
+    kind: docs.KindName,
     request: Request,
     principal: PrincipalDep,
+    _: BodySlot,
     atomic: Annotated[bool, Query(description="store all items or none (422 if any is refused)")] = False,
 ) -> Response:
     k = _kind(kind)
@@ -172,22 +192,36 @@ def _batch_results(checked: Checked, stored: list[Stored]) -> list[dict[str, Any
 
 
 class WithdrawBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     reason: WithdrawReason = Field(description="revoked | credit_repair | period_ended | other")
-    note: str | None = Field(default=None, max_length=1000)
+    note: Annotated[str, StringConstraints(max_length=1000, pattern=docs.NO_NUL)] | None = None
 
 
-@router.post("/{kind}/{source_id}/withdraw", summary="Withdraw a record from every target that holds it")
-async def withdraw(kind: str, source_id: str, request: Request, principal: PrincipalDep) -> Response:
-    k = _kind(kind)
+async def may_withdraw(request: Request, principal: PrincipalDep) -> Principal:
+    k = _kind(request.path_params["kind"])
     if not (principal.may_send(k) or principal.role == "operator"):
         raise forbid(principal, f"withdraw {k.value}")
+    return principal
+
+
+@router.post(
+    "/{kind}/{source_id}/withdraw",
+    summary="Withdraw a record from every target that holds it",
+    response_model=docs.Withdrawn,
+    responses=docs.problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    openapi_extra=body_doc(WithdrawBody),
+)
+async def withdraw(
+    kind: docs.KindName,
+    source_id: docs.SourceId,
+    request: Request,
+    principal: Annotated[Principal, Depends(may_withdraw)],
+    body: Annotated[WithdrawBody, Depends(json_body(WithdrawBody, may_withdraw))],
+    source_system: SourceSystem = None,
+) -> Response:
+    k = _kind(kind)
     services: Services = request.app.state.services
-    data = await read_json(request, services.settings.max_body_bytes)
-    try:
-        body = WithdrawBody.model_validate(data)
-    except ValidationError as exc:
-        raise invalid(from_pydantic(exc)) from None
-    system = principal.name if principal.role == "source" else request.query_params.get("source_system")
+    system = principal.name if principal.role == "source" else source_system
     result = await run_in_threadpool(services.withdraw, principal, k, source_id, body, system)
     return _json(
         {
@@ -200,13 +234,18 @@ async def withdraw(kind: str, source_id: str, request: Request, principal: Princ
     )
 
 
-@router.get("/{kind}/{source_id}", summary="A record: current content, versions, deliveries and attempts")
+@router.get(
+    "/{kind}/{source_id}",
+    summary="A record: current content, versions, deliveries and attempts",
+    response_model=docs.RecordView,
+    responses=docs.problems(401, 403, 404, 409, 422, 503),
+)
 async def get_record(
-    kind: str,
-    source_id: str,
+    kind: docs.KindName,
+    source_id: docs.SourceId,
     request: Request,
     principal: PrincipalDep,
-    source_system: Annotated[str | None, Query(description="operators: which source system's record")] = None,
+    source_system: SourceSystem = None,
 ) -> Response:
     k = _kind(kind)
     if not principal.may_read(k):

@@ -10,27 +10,31 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gateway.api.operations import OperatorDep, _json, _target
-from gateway.api.problems import Problem
+from gateway.api import docs
+from gateway.api.bodies import body_doc, json_body
+from gateway.api.docs import Day
+from gateway.api.operations import OperatorDep, _json, _target, operator
+from gateway.api.problems import PARAMS_TITLE, Problem, invalid
 from gateway.housekeeping import Housekeeping
 from gateway.reports.periods import Period, PeriodError, parse_period
 from gateway.reports.render import MEDIA_TYPES, Format, render
 from gateway.workdays import OutsideCalendar
+from schemas.errors import FieldError
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
 
 class NewReport(BaseModel):
-    period: str = Field(description="2026-10 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-05 (day)")
-    as_of: dt.date | None = Field(default=None, description="judge standings at the end of this day; default today")
+    model_config = ConfigDict(extra="forbid")
+    period: str = Field(description=docs.PERIOD_HELP, json_schema_extra={"pattern": docs.PERIOD_PATTERN})
+    as_of: Day | None = Field(default=None, description="judge standings at the end of this day; default today")
 
 
 def _housekeeping(request: Request) -> Housekeeping:
@@ -39,24 +43,40 @@ def _housekeeping(request: Request) -> Housekeeping:
 
 def _period(text: str, field: str = "period") -> Period:
     try:
+        if text != text.strip() or not text.isascii():
+            raise PeriodError(f"period {text!r} has spaces or characters other than ASCII digits, '-' and 'Q'")
         return parse_period(text)
     except PeriodError as exc:
-        raise Problem(422, "invalid-period", "Invalid period", str(exc), extra={"field": field}) from None
+        raise invalid([FieldError(field, "invalid_period", str(exc))], str(exc), title=PARAMS_TITLE) from None
 
 
-@router.get("/rates", summary="公示率 for a period, computed now (not stored)")
+@router.get(
+    "/rates",
+    summary="公示率 for a period, computed now (not stored)",
+    response_model=docs.Report,
+    responses=docs.problems(401, 403, 422, 503),
+)
 async def rates(
     request: Request,
     _: OperatorDep,
-    period: Annotated[str, Query(description="2026-10, 2026-Q4, 2026 or 2026-10-05")],
-    as_of: dt.date | None = None,
+    period: Annotated[str, Query(description=docs.PERIOD_HELP, json_schema_extra={"pattern": docs.PERIOD_PATTERN})],
+    as_of: Annotated[Day | None, Query(description="judge standings at the end of this day; default today")] = None,
 ) -> Response:
     chosen = _period(period)
     return _json(await run_in_threadpool(_housekeeping(request).compute_report, chosen, as_of=as_of))
 
 
-@router.post("/reports", status_code=201, summary="Compute a report and store it")
-async def create_report(body: NewReport, request: Request, principal: OperatorDep) -> Response:
+@router.post(
+    "/reports",
+    status_code=201,
+    summary="Compute a report and store it",
+    response_model=docs.StoredReport,
+    responses=docs.problems(400, 401, 403, 413, 415, 422, 503),
+    openapi_extra=body_doc(NewReport),
+)
+async def create_report(
+    request: Request, principal: OperatorDep, body: Annotated[NewReport, Depends(json_body(NewReport, operator))]
+) -> Response:
     chosen = _period(body.period)
     report_id, data = await run_in_threadpool(
         lambda: _housekeeping(request).create_report(chosen, actor=principal.actor, as_of=body.as_of)
@@ -67,13 +87,36 @@ async def create_report(body: NewReport, request: Request, principal: OperatorDe
     return response
 
 
-@router.get("/reports", summary="Stored reports, newest first (scheduled and on demand)")
+@router.get(
+    "/reports",
+    summary="Stored reports, newest first (scheduled and on demand)",
+    response_model=docs.Items,
+    responses=docs.problems(401, 403, 422, 503),
+)
 async def list_reports(request: Request, _: OperatorDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
     return _json({"items": await run_in_threadpool(_housekeeping(request).store.reports, limit=limit)})
 
 
-@router.get("/reports/{report_id}", summary="Download a stored report (json, csv, xlsx, html or docx)")
-async def get_report(report_id: int, request: Request, _: OperatorDep, format: Format = "json") -> Response:
+@router.get(
+    "/reports/{report_id}",
+    summary="Download a stored report (json, csv, xlsx, html or docx)",
+    response_model=docs.Report,
+    responses={
+        200: {
+            "description": "the report in the asked format (an attachment)",
+            "content": {
+                MEDIA_TYPES["csv"]: {"schema": {"type": "string"}},
+                MEDIA_TYPES["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
+                MEDIA_TYPES["html"]: {"schema": {"type": "string"}},
+                MEDIA_TYPES["docx"]: {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **docs.problems(401, 403, 404, 422, 503),
+    },
+)
+async def get_report(
+    report_id: Annotated[int, Path(ge=1, le=docs.MAX_ID)], request: Request, _: OperatorDep, format: Format = "json"
+) -> Response:
     run = await run_in_threadpool(_housekeeping(request).store.report, report_id)
     if run is None:
         raise Problem(404, "unknown-report", "No such report", f"no stored report has id {report_id}")
@@ -84,7 +127,12 @@ async def get_report(report_id: int, request: Request, _: OperatorDep, format: F
     )
 
 
-@router.get("/deliveries/at-risk", summary="Unpublished deliveries due within N working days, earliest first")
+@router.get(
+    "/deliveries/at-risk",
+    summary="Unpublished deliveries due within N working days, earliest first",
+    response_model=docs.AtRisk,
+    responses=docs.problems(401, 403, 409, 422, 503),
+)
 async def at_risk(
     request: Request,
     _: OperatorDep,
@@ -100,8 +148,13 @@ async def at_risk(
     return _json(view)
 
 
-@router.post("/targets/{target}/reconcile", summary="Compare what a target holds with what we published; repair")
-async def reconcile(target: str, request: Request, principal: OperatorDep) -> Response:
+@router.post(
+    "/targets/{target}/reconcile",
+    summary="Compare what a target holds with what we published; repair",
+    response_model=docs.Reconciliation,
+    responses=docs.problems(401, 403, 404, 409, 422, 503),
+)
+async def reconcile(target: docs.TargetName, request: Request, principal: OperatorDep) -> Response:
     housekeeping = _housekeeping(request)
     _target(request.app.state.services, target)
     try:
@@ -114,16 +167,31 @@ async def reconcile(target: str, request: Request, principal: OperatorDep) -> Re
     return _json(run)
 
 
-@router.get("/reconciliations", summary="Reconciliation runs, newest first")
+@router.get(
+    "/reconciliations",
+    summary="Reconciliation runs, newest first",
+    response_model=docs.Items,
+    responses=docs.problems(401, 403, 422, 503),
+)
 async def reconciliations(
-    request: Request, _: OperatorDep, target: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    request: Request,
+    _: OperatorDep,
+    target: Annotated[docs.TextParam | None, Query(description="a target name")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
     items = await run_in_threadpool(lambda: _housekeeping(request).store.reconciliations(target=target, limit=limit))
     return _json({"items": items})
 
 
-@router.get("/reconciliations/{run_id}", summary="One reconciliation run with its findings")
-async def reconciliation(run_id: int, request: Request, _: OperatorDep) -> Response:
+@router.get(
+    "/reconciliations/{run_id}",
+    summary="One reconciliation run with its findings",
+    response_model=docs.Reconciliation,
+    responses=docs.problems(401, 403, 404, 422, 503),
+)
+async def reconciliation(
+    run_id: Annotated[int, Path(ge=1, le=docs.MAX_ID)], request: Request, _: OperatorDep
+) -> Response:
     run = await run_in_threadpool(_housekeeping(request).store.reconciliation, run_id)
     if run is None:
         raise Problem(404, "unknown-reconciliation", "No such reconciliation run", f"no run has id {run_id}")

@@ -12,6 +12,12 @@ class PeriodError(ValueError):
     pass
 
 
+# The span reports and replays may ask about: the People's Republic's records (decisions before 1949-10-01 are
+# refused at ingest) up to the standard's "long-term" sentinel year; beyond it dates overflow the arithmetic.
+EARLIEST_YEAR, LATEST_YEAR = 1949, 2099
+EARLIEST_DAY, LATEST_DAY = dt.date(EARLIEST_YEAR, 1, 1), dt.date(LATEST_YEAR, 12, 31)
+
+
 @dataclass(frozen=True, slots=True)
 class Period:
     label: str
@@ -32,6 +38,10 @@ _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 def parse_period(text: str) -> Period:
     """``2026-10`` (month), ``2026-Q4`` (quarter), ``2026`` (year) or ``2026-10-05`` (one day)."""
     value = text.strip()
+    if (year := _leading_year(value)) is not None and not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise PeriodError(
+            f"period {text!r} is out of range: the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}"
+        )
     try:
         if m := _MONTH.match(value):
             year, month = int(m[1]), int(m[2])
@@ -53,6 +63,11 @@ def parse_period(text: str) -> Period:
     raise PeriodError(
         f"period {text!r} is not a month (2026-10), a quarter (2026-Q4), a year (2026) or a day (2026-10-05)"
     )
+
+
+def _leading_year(value: str) -> int | None:
+    head = value[:4]
+    return int(head) if len(head) == 4 and head.isdigit() else None
 
 
 def previous_month(today: dt.date) -> Period:
