@@ -12,20 +12,20 @@ import datetime as dt
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ValidationError
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway.api import docs
 from gateway.api.auth import CHECKS, Principal, authenticate, forbid
-from gateway.api.problems import Problem, invalid
+from gateway.api.bodies import body_doc, json_body
+from gateway.api.problems import Problem
 from gateway.checks import Advice, CheckBody, CreditChecks, IdentifierRefused, MeasureBody
-from gateway.intake import read_json
 from gateway.services import Services
-from schemas.errors import FieldError, from_pydantic
+from schemas.errors import FieldError
 
 _made = threading.Lock()
 
@@ -67,45 +67,17 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-T = TypeVar("T", bound=BaseModel)
-
-
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    """The schema with its local ``$defs`` references written out (they would not resolve inside OpenAPI)."""
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
-    if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
-    return node
-
-
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema()
-    inlined = _inline(schema, schema.get("$defs", {}))
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inlined}}}}
-
-
-async def _read(request: Request, model: type[T]) -> T:
-    """The body read by hand so that errors name the field as the contract writes it (``subject.uscc``)."""
-    services: Services = request.app.state.services
-    data = await read_json(request, services.settings.max_body_bytes)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise invalid(from_pydantic(exc), "the request breaks the contract's rules; nothing was stored") from None
-
-
 @router.post(
     "",
     summary="Check a subject's credit record before an approval (审批前信用查询)",
     status_code=201,
-    openapi_extra=_body_schema(CheckBody),
+    response_model=docs.CreditCheck,
+    responses={201: {"description": "the check, kept"}, **docs.problems(400, 401, 403, 413, 415, 422, 503)},
+    openapi_extra=body_doc(CheckBody),
 )
-async def run_check(request: Request, principal: CheckerDep) -> Response:
-    body = await _read(request, CheckBody)
+async def run_check(
+    request: Request, principal: CheckerDep, body: Annotated[CheckBody, Depends(json_body(CheckBody, checker))]
+) -> Response:
     checks = service(request)
     try:
         found = await run_in_threadpool(checks.run, principal.actor, body)
@@ -120,14 +92,25 @@ async def run_check(request: Request, principal: CheckerDep) -> Response:
 @router.post(
     "/{check_id}/measure",
     summary="Record the joint reward/punishment measure taken (联合奖惩措施)",
-    openapi_extra=_body_schema(MeasureBody),
+    response_model=docs.Open,
+    responses=docs.problems(400, 401, 403, 404, 413, 415, 422, 503),
+    openapi_extra=body_doc(MeasureBody),
 )
-async def record_measure(check_id: int, request: Request, principal: CheckerDep) -> Response:
-    body = await _read(request, MeasureBody)
+async def record_measure(
+    check_id: Annotated[int, Path(ge=1, le=docs.MAX_ID)],
+    request: Request,
+    principal: CheckerDep,
+    body: Annotated[MeasureBody, Depends(json_body(MeasureBody, checker))],
+) -> Response:
     return _json(await run_in_threadpool(service(request).measure, principal.actor, check_id, body))
 
 
-@router.get("", summary="The kept checks (留存查询记录), ID numbers masked")
+@router.get(
+    "",
+    summary="The kept checks (留存查询记录), ID numbers masked",
+    response_model=docs.CreditChecks,
+    responses=docs.problems(401, 403, 422, 503),
+)
 async def list_checks(
     request: Request,
     principal: CheckerDep,
@@ -150,6 +133,13 @@ async def list_checks(
     return _json({"items": items, "next_after_id": items[-1]["id"] if len(items) == limit else None})
 
 
-@router.get("/{check_id}", summary="One kept check with its measures")
-async def get_check(check_id: int, request: Request, principal: CheckerDep) -> Response:
+@router.get(
+    "/{check_id}",
+    summary="One kept check with its measures",
+    response_model=docs.CreditCheck,
+    responses=docs.problems(401, 403, 404, 422, 503),
+)
+async def get_check(
+    check_id: Annotated[int, Path(ge=1, le=docs.MAX_ID)], request: Request, principal: CheckerDep
+) -> Response:
     return _json(await run_in_threadpool(service(request).get, check_id))

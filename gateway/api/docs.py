@@ -289,3 +289,20 @@ class Ready(BaseModel):
     status: str
     database: str
     schema_: str = Field(alias="schema")
+
+
+class CreditCheck(Open):
+    """A kept credit check (CONTRACT.md "Credit checks"); listings and the measure answer add its measures."""
+
+    id: int
+    checked_at: str
+    subject: dict[str, Any]
+    findings: dict[str, Any]
+    sources: list[str]
+    advice: str
+    reasons: list[Any]
+
+
+class CreditChecks(BaseModel):
+    items: list[dict[str, Any]]
+    next_after_id: int | None

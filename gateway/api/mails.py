@@ -13,13 +13,19 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway.api import docs
 from gateway.api.operations import OperatorDep, _json
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 MailState = Literal["queued", "sending", "retry_wait", "sent", "given_up"]
 
 
-@router.get("/report-mails", summary="Report mail sent and to be sent, newest first, with errors and next try")
+@router.get(
+    "/report-mails",
+    summary="Report mail sent and to be sent, newest first, with errors and next try",
+    response_model=docs.Items,
+    responses=docs.problems(401, 403, 422, 503),
+)
 async def report_mails(
     request: Request,
     _: OperatorDep,
@@ -30,6 +36,11 @@ async def report_mails(
     return _json({"items": await run_in_threadpool(lambda: store.report_mails(state=state, limit=limit))})
 
 
-@router.get("/report-schedules", summary="Scheduled reports and their recipients")
+@router.get(
+    "/report-schedules",
+    summary="Scheduled reports and their recipients",
+    response_model=docs.Items,
+    responses=docs.problems(401, 403, 503),
+)
 async def report_schedules(request: Request, _: OperatorDep) -> Response:
     return _json({"items": await run_in_threadpool(request.app.state.services.store.report_schedules)})

@@ -25,11 +25,14 @@ BODY_ROUTES = [
     ("/api/v1/reports", {"period": "2026-10"}),
     ("/api/v1/targets/national/pause", {"reason": "维护"}),
     ("/api/v1/targets/national/replay", {"since": "2026-11-01"}),
+    # a source key needs the kind credit-checks for these: the approval-system key of the tests has not
+    ("/api/v1/credit-checks", {"subject": {"uscc": "91431200MA4L7P2K85"}, "matter": "施工", "department": "建工科"}),
+    ("/api/v1/credit-checks/1/measure", {"measure": "refused"}),
     ("/api/v1/licences", licence()),
     ("/api/v1/licences/batch", {"items": [licence()]}),
     ("/api/v1/licences/XK-2026-000123/withdraw", {"reason": "revoked"}),
 ]
-OPERATOR_BODY_ROUTES = [path for path, _ in BODY_ROUTES[:5]]
+OPERATOR_BODY_ROUTES = [path for path, _ in BODY_ROUTES[:7]]
 HUNDRED_MB = 100 * 1024 * 1024
 
 
