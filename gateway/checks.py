@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from gateway import findings
@@ -50,8 +50,10 @@ def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str]:
     return check
 
 
-MatterType = Annotated[str, BeforeValidator(_one_of(MATTER_TYPES))]
-Measure = Annotated[str, BeforeValidator(_one_of(MEASURES))]
+MatterType = Annotated[
+    str, BeforeValidator(_one_of(MATTER_TYPES)), WithJsonSchema({"type": "string", "enum": list(MATTER_TYPES)})
+]
+Measure = Annotated[str, BeforeValidator(_one_of(MEASURES)), WithJsonSchema({"type": "string", "enum": list(MEASURES)})]
 
 
 class Subject(BaseModel):

@@ -30,6 +30,7 @@ REFUSES_SCHEMA_VALID_DATA = [
     "POST /api/v1/{kind}/batch",
     "GET /api/v1/rates",
     "POST /api/v1/reports",
+    "POST /api/v1/credit-checks",  # the subject's USCC or ID number has a check character
 ]
 
 
