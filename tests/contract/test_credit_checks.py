@@ -238,9 +238,12 @@ def test_who_may_check(gateway: httpx.Client, source_key: str, operator_key: str
     assert check(gateway, operator_key, code).status_code == 201
     assert check(gateway, checker, code).status_code == 201
     assert gateway.post("/api/v1/credit-checks", json={}).status_code == 401
-    spec = gateway.get("/openapi.json").json()["paths"]["/api/v1/credit-checks"]["post"]
-    schema = spec["requestBody"]["content"]["application/json"]["schema"]
-    assert "uscc" in schema["properties"]["subject"]["properties"] and "$ref" not in str(schema)
+    document = gateway.get("/openapi.json").json()
+    body = document["paths"]["/api/v1/credit-checks"]["post"]["requestBody"]["content"]["application/json"]
+    schemas = document["components"]["schemas"]
+    assert body["schema"] == {"$ref": "#/components/schemas/CheckBody"}
+    named = schemas["CheckBody"]["properties"]["subject"]["$ref"].rsplit("/", 1)[-1]
+    assert {"uscc", "id_type", "id_number"} <= set(schemas[named]["properties"])
     # a key for credit checks only may not send records
     assert gateway.post("/api/v1/penalties", json=penalty(), headers=bearer(checker)).status_code == 403
 
