@@ -35,14 +35,25 @@ def test_checks_run_list_and_keys(sandbox: str, tmp_path: Path) -> None:
     httpx.post(f"{sandbox}/_admin/national/subjects", json=seeded).raise_for_status()
 
     done = run(
-        ["checks", "run", "--uscc", SUBJECT.lower(), "--matter", "施工许可", "--department", "行政审批科"],
+        [
+            "--actor",
+            "张三",
+            "checks",
+            "run",
+            "--uscc",
+            SUBJECT.lower(),
+            "--matter",
+            "施工许可",
+            "--department",
+            "行政审批科",
+        ],
         env,
         tmp_path,
     )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["advice"] == "restrict" and answer["sources"] == ["local", "national"]
-    assert answer["asked_by"] == "cli" and answer["matter_type"] == "licence"
+    assert answer["asked_by"] == "张三" and answer["matter_type"] == "licence"  # the CLI's --actor
     assert "restrict" in done.stderr and "失信被执行人" in done.stderr
 
     person = make_resident_id()
