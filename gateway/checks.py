@@ -205,10 +205,14 @@ class CreditChecks:
         )
 
     def purge(self, actor: str) -> int:
-        """Apply ``checks.retention_days`` (nothing when unset: kept for ever)."""
-        days = self.settings.checks.retention_days
-        if days is None:
-            return 0
-        now = self.clock.now()
-        before = end_of_day(local_date(self.clock) - dt.timedelta(days=days + 1))
-        return self.store.db.transact(lambda conn: kept.purge(conn, before=before, actor=actor, now=now))
+        return purge_expired(self.settings, self.store, self.clock, actor)
+
+
+def purge_expired(settings: Settings, store: Store, clock: Clock, actor: str) -> int:
+    """Apply ``checks.retention_days`` (nothing when unset: kept for ever); the CLI and the nightly job call it."""
+    days = settings.checks.retention_days
+    if days is None:
+        return 0
+    now = clock.now()
+    before = end_of_day(local_date(clock) - dt.timedelta(days=days + 1))
+    return store.db.transact(lambda conn: kept.purge(conn, before=before, actor=actor, now=now))

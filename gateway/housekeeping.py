@@ -199,6 +199,12 @@ class Housekeeping:
 
     # -- expiry ------------------------------------------------------------------------------------------
 
+    def purge_checks(self, *, actor: Actor = SYSTEM) -> int:
+        """Delete kept credit checks older than ``CHECKS__RETENTION_DAYS`` (audited; nothing when unset)."""
+        from gateway.checks import purge_expired  # checks imports the national subject client: only when run
+
+        return purge_expired(self.settings, self.store, self.clock, actor.name)
+
     def expire(self, *, actor: Actor = SYSTEM) -> list[dict[str, Any]]:
         """Withdraw from every target what left its publication period before today."""
         today = self.today()

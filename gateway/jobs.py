@@ -1,4 +1,5 @@
-"""The scheduled housekeeping of ``serve``: reports, reconciliation, expiry and due-date upkeep (APScheduler cron).
+"""The scheduled housekeeping of ``serve``: reports, reconciliation, expiry, due-date upkeep and the retention of
+kept credit checks (APScheduler cron).
 
 Cron expressions come from ``JobSettings`` and are read in Asia/Shanghai. When several gateway processes share
 one PostgreSQL, each job runs in one of them: a job first takes a session advisory lock named after it
@@ -119,3 +120,4 @@ class Jobs:
         self.housekeeping.refresh_due_dates()
         self.housekeeping.recompute_provisional()
         self.housekeeping.expire()
+        self.housekeeping.purge_checks()

@@ -108,6 +108,16 @@ def _is_connect_error(exc: sa.exc.DBAPIError) -> bool:
     )
 
 
+def _retrying(attempts: int) -> Retrying:
+    """A transaction that lost to a concurrent one (serialisation failure, deadlock, SQLite busy) runs again soon."""
+    return Retrying(
+        retry=retry_if_exception_type(_Transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=0.005, max=0.25),
+        reraise=True,
+    )
+
+
 class Database:
     """An engine plus the transaction discipline the store relies on."""
 
@@ -119,12 +129,7 @@ class Database:
 
     def transact(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
         """Run ``work`` in one write transaction, again from the start if it lost to a concurrent one."""
-        retrying = Retrying(
-            retry=retry_if_exception_type(_Transient),
-            stop=stop_after_attempt(attempts),
-            wait=wait_random_exponential(multiplier=0.005, max=0.25),
-            reraise=True,
-        )
+        retrying = _retrying(attempts)
         try:
             for attempt in retrying:
                 with attempt, self._writing() as conn:
@@ -138,12 +143,7 @@ class Database:
     def autocommit(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
         """Run ``work``, one statement, as its own transaction (AUTOCOMMIT): the server commits it at once, with
         no round trip to the client in between. Retried like ``transact``."""
-        retrying = Retrying(
-            retry=retry_if_exception_type(_Transient),
-            stop=stop_after_attempt(attempts),
-            wait=wait_random_exponential(multiplier=0.005, max=0.25),
-            reraise=True,
-        )
+        retrying = _retrying(attempts)
         try:
             for attempt in retrying:
                 with attempt, translate_errors(), self.engine.connect() as conn:

@@ -129,3 +129,12 @@ def _apply(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 
 BUILDERS = {"licences": licence, "penalties": penalty, "commitments": commitment, "list-changes": list_change}
+
+
+def canonical_content(kind: Any, today: Any, **changes: Any) -> dict[str, Any]:
+    """The normalised content the gateway would store (and send) for the example record of ``kind``."""
+    from schemas.validation import Canonical, validate
+
+    result = validate(kind, BUILDERS[kind.value](**changes), today=today)
+    assert isinstance(result, Canonical), result
+    return result.content

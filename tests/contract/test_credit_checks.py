@@ -402,7 +402,10 @@ def test_national_throttling_holds_further_queries(
 
 
 def test_retention_deletes_old_checks_only_when_set(settings: Settings, store: Store, clock: ManualClock) -> None:
+    from gateway import deadlines
     from gateway.checks import CheckBody, CreditChecks
+    from gateway.housekeeping import Housekeeping
+    from gateway.jobs import Jobs
     from outbox.ingest import Actor
 
     settings.targets.national.enabled = False
@@ -428,5 +431,9 @@ def test_retention_deletes_old_checks_only_when_set(settings: Settings, store: S
         ]
         [event] = audit(store, "check.purge")
         assert event.actor == "cli" and event.detail["deleted"] == 1
+        clock.advance(dt.timedelta(days=31))  # the nightly expiry job applies the same retention
+        Jobs(Housekeeping(settings, store, clock, deadlines.from_settings(settings.deadlines), dict)).expiry()
+        assert service.listing(start=None, end=None, department=None, advice=None) == []
+        assert [e.actor for e in audit(store, "check.purge")] == ["cli", "scheduler"]
     finally:
         service.close()

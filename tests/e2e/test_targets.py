@@ -24,9 +24,8 @@ from gateway.clock import SystemClock
 from gateway.settings import Settings
 from gateway.targets import build_clients, point_at_sandbox
 from schemas.enums import Kind
-from schemas.validation import Canonical, validate
 from tests import live
-from tests.factories import BUILDERS, person
+from tests.factories import canonical_content, person
 
 TODAY = dt.date(2026, 11, 25)
 RECEIVES = {
@@ -64,9 +63,7 @@ def clients(sandbox: tuple[str, Any]) -> Iterator[dict[str, TargetClient]]:
 
 
 def content(kind: Kind, **changes: Any) -> dict[str, Any]:
-    result = validate(kind, BUILDERS[kind.value](**changes), today=TODAY)
-    assert isinstance(result, Canonical), result
-    return result.content
+    return canonical_content(kind, TODAY, **changes)
 
 
 def item(

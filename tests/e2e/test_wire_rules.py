@@ -27,9 +27,8 @@ from gateway.clock import SystemClock
 from gateway.settings import Settings
 from gateway.targets import build_clients, point_at_sandbox
 from schemas.enums import Kind
-from schemas.validation import Canonical, validate
 from tests import live
-from tests.factories import BUILDERS
+from tests.factories import canonical_content
 
 TODAY = dt.date(2026, 11, 25)
 PREFIX = "/gw/sandbox"
@@ -55,9 +54,7 @@ def clients(mounted: str) -> Iterator[dict[str, TargetClient]]:
 
 
 def content(kind: Kind, **changes: Any) -> dict[str, Any]:
-    result = validate(kind, BUILDERS[kind.value](**changes), today=TODAY)
-    assert isinstance(result, Canonical), result
-    return result.content
+    return canonical_content(kind, TODAY, **changes)
 
 
 def fresh_id() -> str:
