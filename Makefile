@@ -8,8 +8,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench install clean contract
-.PHONY: run test lint bench install clean lock
+.PHONY: run test lint bench install clean contract lock
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

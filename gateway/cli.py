@@ -261,7 +261,10 @@ def keys_create(
     store = _store(_settings())
     with _store_errors():
         store.migrate()
-        key, info = store.create_key(name=name, role=role, kinds=chosen, actor=_actor().name, now=SystemClock().now())
+        who = _actor()
+        key, info = store.create_key(
+            name=name, role=role, kinds=chosen, actor=who.name, actor_role=who.role, now=SystemClock().now()
+        )
     err.print(
         f"created {info.role} key {info.prefix}… for {info.name!r} "
         f"(kinds: {', '.join(info.kinds) if info.kinds else 'all'}); store it now, it is not shown again:"
@@ -293,7 +296,10 @@ def keys_list() -> None:
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix as `keys list` shows it")]) -> None:
     """Revoke a key; requests with it fail within key_cache_seconds."""
     with _store_errors():
-        count = _store(_settings()).revoke_key(prefix=prefix, actor=_actor().name, now=SystemClock().now())
+        who = _actor()
+        count = _store(_settings()).revoke_key(
+            prefix=prefix, actor=who.name, actor_role=who.role, now=SystemClock().now()
+        )
     if not count:
         raise _fail(ValueError(f"no active key with prefix {prefix!r}"))
     typer.echo(f"revoked {count} key(s)")

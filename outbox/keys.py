@@ -42,7 +42,14 @@ def new_key() -> str:
 
 
 def create(
-    conn: Connection, *, name: str, role: str, kinds: tuple[str, ...] | None, actor: str, now: dt.datetime
+    conn: Connection,
+    *,
+    name: str,
+    role: str,
+    kinds: tuple[str, ...] | None,
+    actor: str,
+    now: dt.datetime,
+    actor_role: str = "operator",
 ) -> tuple[str, KeyInfo]:
     """A new key (returned in clear exactly once) and what is stored of it."""
     if role not in ROLES:
@@ -62,7 +69,7 @@ def create(
         .returning(api_key.c.id)
     ).scalar_one()
     detail = {"key_id": key_id, "name": name, "role": role, "kinds": list(kinds) if kinds else None}
-    audit.append(conn, [{"at": now, "actor": actor, "role": "operator", "action": "key.create", "detail": detail}])
+    audit.append(conn, [{"at": now, "actor": actor, "role": actor_role, "action": "key.create", "detail": detail}])
     return key, KeyInfo(key_id, name, role, kinds, prefix, now, None)
 
 
@@ -75,14 +82,14 @@ def list_keys(conn: Connection) -> list[KeyInfo]:
     return [_info(r) for r in conn.execute(sa.select(api_key).order_by(api_key.c.id))]
 
 
-def revoke(conn: Connection, *, prefix: str, actor: str, now: dt.datetime) -> int:
+def revoke(conn: Connection, *, prefix: str, actor: str, now: dt.datetime, actor_role: str = "operator") -> int:
     count = conn.execute(
         sa.update(api_key).where(api_key.c.key_prefix == prefix, api_key.c.revoked_at.is_(None)).values(revoked_at=now)
     ).rowcount
     if count:
         audit.append(
             conn,
-            [{"at": now, "actor": actor, "role": "operator", "action": "key.revoke", "detail": {"prefix": prefix}}],
+            [{"at": now, "actor": actor, "role": actor_role, "action": "key.revoke", "detail": {"prefix": prefix}}],
         )
     return count
 

@@ -148,9 +148,20 @@ class Store:
         return self.db.read(lambda conn: audit_log.listing(conn, **filters))
 
     def create_key(
-        self, *, name: str, role: str, kinds: tuple[str, ...] | None, actor: str, now: dt.datetime
+        self,
+        *,
+        name: str,
+        role: str,
+        kinds: tuple[str, ...] | None,
+        actor: str,
+        now: dt.datetime,
+        actor_role: str = "operator",
     ) -> tuple[str, keys.KeyInfo]:
-        return self.db.transact(lambda conn: keys.create(conn, name=name, role=role, kinds=kinds, actor=actor, now=now))
+        return self.db.transact(
+            lambda conn: keys.create(
+                conn, name=name, role=role, kinds=kinds, actor=actor, now=now, actor_role=actor_role
+            )
+        )
 
     def lookup_key(self, key: str) -> keys.KeyInfo | None:
         return self.db.read(lambda conn: keys.lookup(conn, key))
@@ -158,8 +169,10 @@ class Store:
     def list_keys(self) -> list[keys.KeyInfo]:
         return self.db.read(keys.list_keys)
 
-    def revoke_key(self, *, prefix: str, actor: str, now: dt.datetime) -> int:
-        return self.db.transact(lambda conn: keys.revoke(conn, prefix=prefix, actor=actor, now=now))
+    def revoke_key(self, *, prefix: str, actor: str, now: dt.datetime, actor_role: str = "operator") -> int:
+        return self.db.transact(
+            lambda conn: keys.revoke(conn, prefix=prefix, actor=actor, now=now, actor_role=actor_role)
+        )
 
     # -- delivery (leases are short transactions of their own; the HTTP call happens between them) ------------
 

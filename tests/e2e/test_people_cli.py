@@ -64,9 +64,12 @@ def test_users_commands_and_their_audit_entries(tmp_path: Path) -> None:
 
     requeue = run(["--actor", "值班员", "deliveries", "requeue", "1"], env, tmp_path)
     assert requeue.returncode == 0, requeue.stderr
+    key = run(["--actor", "值班员", "keys", "create", "--name", "approval-system", "--role", "source"], env, tmp_path)
+    assert key.returncode == 0, key.stderr
     entries = run(["audit", "list", "--json"], env, tmp_path)
     found = [json.loads(line) for line in entries.stdout.splitlines()]
     assert [(e["action"], e["actor"], e["role"]) for e in found] == [
+        ("key.create", "值班员", "cli"),
         ("delivery.requeue", "值班员", "cli"),
         ("person.disable", getpass.getuser(), "cli"),
         ("person.reset_password", getpass.getuser(), "cli"),
@@ -78,7 +81,7 @@ def test_users_commands_and_their_audit_entries(tmp_path: Path) -> None:
     assert len(family.stdout.splitlines()) == 3
     bad_since = run(["audit", "list", "--since", "yesterday"], env, tmp_path)
     assert bad_since.returncode == 2 and "--since" in bad_since.stderr
-    for result in (made, short, no_stdin, again, listed, reset, disabled, missing, entries, by, family, bad_since):
+    for result in (made, short, no_stdin, again, listed, reset, disabled, missing, key, entries, by, family, bad_since):
         assert "Traceback" not in result.stderr
         assert PASSWORD not in result.stdout + result.stderr
 
