@@ -8,6 +8,7 @@ the ``fine`` category) live in ``schemas.rules`` so that each error can name the
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
@@ -176,3 +177,19 @@ class ListChange(RecordBase):
 Record = Licence | Penalty | Commitment | ListChange
 
 MODELS: dict[Kind, type[RecordBase]] = {m.kind: m for m in (Licence, Penalty, Commitment, ListChange)}
+
+
+def _dated(annotation: Any) -> bool:
+    """Whether a field holds a date, through ``X | None`` and ``Annotated``."""
+    if annotation is dt.date:
+        return True
+    if typing.get_origin(annotation) is Annotated:
+        return _dated(typing.get_args(annotation)[0])
+    return any(_dated(a) for a in typing.get_args(annotation))
+
+
+# The records' own date fields (decision, validity, publication, commitment, list dates), read off the models so a
+# new date field needs no list kept by hand (the archive import and the tests use it).
+DATE_FIELDS: frozenset[str] = frozenset(
+    name for model in MODELS.values() for name, field in model.model_fields.items() if _dated(field.annotation)
+)

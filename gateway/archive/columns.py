@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.enums import Kind
+from schemas.records import DATE_FIELDS
 
 SOURCE_ID = "业务编号"
 DEPARTMENT = "责任科室"
@@ -139,16 +140,6 @@ COLUMNS: dict[Kind, dict[str, str]] = {
     },
 }
 
-DATE_FIELDS = {
-    "decision_date",
-    "valid_from",
-    "valid_to",
-    "valid_until",
-    "publish_until",
-    "commitment_date",
-    "effective_date",
-    "expiry_date",
-}
 _MONEY_FIELDS = {"fine_amount", "confiscated_amount"}
 _ID_TYPES = {"counterpart.id_type": "counterpart.id_type_other"}
 _ID_TYPES["counterpart.legal_representative_id_type"] = "counterpart.legal_representative_id_type_other"

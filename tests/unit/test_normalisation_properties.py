@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from schemas import fields
 from schemas.enums import Fulfilment, Kind, Labelled, spellings
 from schemas.errors import FieldError
-from schemas.records import MODELS
+from schemas.records import DATE_FIELDS, MODELS
 from schemas.validation import Canonical, content_hash, validate
 from tests import corpus
 from tests.factories import BUILDERS, COMPANY, make_resident_id
@@ -86,16 +86,6 @@ def spelled(draw: st.DrawFn, value: str) -> str:
 
 
 CODE_FIELDS = {"uscc", "authority_uscc", "source_unit_uscc", "accepting_unit_uscc", "deciding_unit_uscc"}
-DATE_FIELDS = {
-    "decision_date",
-    "valid_from",
-    "valid_to",
-    "valid_until",
-    "publish_until",
-    "commitment_date",
-    "effective_date",
-    "expiry_date",
-}
 
 
 @st.composite
