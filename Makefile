@@ -1,6 +1,7 @@
 # The two commands of the README, and a few more for developers.
 #   make run    the demo: gateway + sandbox platforms on the embedded SQLite default, http://127.0.0.1:8600
-#   make test   the whole test suite (needs PostgreSQL at 127.0.0.1:5432, see README)
+#   make test   the test suite without the slow tests (needs PostgreSQL at 127.0.0.1:5432, see README)
+#   make test-slow  the slow tests (process kills, fuzzing, big uploads, browsers); CI runs both
 #   make lock   regenerate docker/requirements.lock (the image's pinned dependencies) from pyproject.toml
 # Each target first creates .venv and installs the project into it, once.
 
@@ -8,7 +9,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench install clean contract lock
+.PHONY: run test test-slow lint bench install clean contract lock
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +23,11 @@ run: $(BIN)/.installed
 	$(BIN)/credit-gateway serve --sandbox
 
 test: $(BIN)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
+
+# the slow tests (process kills, fuzzing, big uploads, browsers): CI runs them after `make test`
+test-slow: $(BIN)/.installed
+	$(BIN)/pytest -m slow
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -63,6 +63,7 @@ def read_errors(path: Path) -> list[dict[str, Any]]:
     return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_an_xlsx_archive_is_imported_once_and_its_bad_rows_explained(
     store: Store, db_url: str, files: dict[int, tuple[Path, Path]], tmp_path: Path, settings: Settings
@@ -143,6 +144,7 @@ def test_an_xlsx_archive_is_imported_once_and_its_bad_rows_explained(
     assert [(d["imported"], d["rejected"]) for d in finished] == [(n - bad, bad), (0, bad)]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_gb18030_csv_of_the_same_rows_gives_the_same_result(
     store: Store, db_url: str, files: dict[int, tuple[Path, Path]], tmp_path: Path

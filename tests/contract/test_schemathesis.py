@@ -91,6 +91,7 @@ def fuzz(base_url: str, keys: list[str]) -> Counter[str]:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)  # about a minute alone; much longer when the machine is shared
 def test_every_answer_conforms_to_the_openapi_document(base_url: str, operator_key: str, source_key: str) -> None:
     seen = fuzz(base_url, [operator_key, source_key])

@@ -20,6 +20,7 @@ def feed(args: list[str], stdin: str, env: dict[str, str], cwd: Path) -> subproc
     return subprocess.run([*CLI, *args], input=stdin, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)  # some twenty processes: slow on a loaded machine, not stuck
 def test_users_commands_and_their_audit_entries(tmp_path: Path) -> None:
     env = env_for(tmp_path)

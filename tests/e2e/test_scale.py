@@ -131,6 +131,7 @@ def sandbox_stats(sandbox: str) -> dict[str, dict[str, Any]]:
     return {t: httpx.get(f"{sandbox}/_admin/{t}/stats").json() for t in TARGETS}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(420)  # its own waits are bounded (30 s per kill, 180 s to drain); pytest's default is shorter
 def test_workers_killed_mid_push_lose_nothing(pg_url: str, sandbox: str, tmp_path: Path) -> None:
     records = 2000
@@ -163,6 +164,7 @@ def test_workers_killed_mid_push_lose_nothing(pg_url: str, sandbox: str, tmp_pat
         assert found["received_items"] == found["unique_keys"] + found["duplicate_deliveries"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_three_workers_share_the_work_without_sending_anything_twice(pg_url: str, sandbox: str, tmp_path: Path) -> None:
     records = 5000

@@ -75,6 +75,7 @@ def big_batch(n: int) -> bytes:
     return body
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)  # 130 MB of uploads and 4,000 stored records; slow when the machine is shared
 def test_concurrent_large_batches_are_bounded_and_memory_is_given_back(server: Server) -> None:
     headers = {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"}
@@ -118,8 +119,9 @@ def test_concurrent_large_batches_are_bounded_and_memory_is_given_back(server: S
     assert peak.peak - baseline < 6 * budget, f"peak {peak.peak / MB:.0f} MB from {baseline / MB:.0f} MB"
     # Given back: once the last large body is done, cyclic garbage is collected and free heap pages go back to the
     # OS (malloc_trim). What stays is SQLite's per-connection page caches and Python arenas pinned by long-lived
-    # objects: measured +41 MB (+157 MB without giving back, +369 MB in the issue); 80 MB leaves room for noise.
-    kept = 80 * MB
+    # objects: measured +41 to +85 MB across CI runs (+157 MB without giving back, +369 MB in the issue), so 110 MB
+    # still tells giving back from not; the whole process also stays under the 300 MB the gateway is held to.
+    kept = 110 * MB
     deadline = threading.Event()
     timer = threading.Timer(30, deadline.set)
     timer.start()
@@ -129,6 +131,7 @@ def test_concurrent_large_batches_are_bounded_and_memory_is_given_back(server: S
     finally:
         timer.cancel()
     assert server.rss() - baseline <= kept, f"{server.rss() / MB:.0f} MB from {baseline / MB:.0f} MB after the burst"
+    assert server.rss() < 300 * MB
 
 
 def test_a_keyless_100_mb_body_is_refused_without_memory_growth(server: Server) -> None:
