@@ -120,7 +120,7 @@ def app_from_environment() -> FastAPI:
     from gateway import logs
 
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     return build_app(settings)
 
 

@@ -104,7 +104,7 @@ def serve(
     from gateway.app import build_app
 
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     listen_host, listen_port = host or settings.host, port or settings.port
     if sandbox:
         from gateway.targets import point_at_sandbox
@@ -188,7 +188,7 @@ def worker(
     from gateway.worker import Worker
 
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     store = _store(settings)
     with _store_errors():
         if not store.schema_is_current():
@@ -370,21 +370,31 @@ def deliveries_cancel(
 
 @targets_app.command("status")
 def targets_status() -> None:
-    """Deliveries by state for each target, and which are paused."""
+    """Deliveries by state for each target, paused, and its breaker, throttle and last failure (shared by every
+    process through the database)."""
+    from gateway import target_health
+
     settings = _settings()
     with _store_errors():
         store = _store(settings)
-        counts, paused = store.delivery_counts(), store.paused_targets()
-    table = Table("target", "enabled", "paused", "pending", "in flight", "awaiting", "retry", "published", "dead")
+        counts, health = store.delivery_counts(), target_health.report(settings, store, SystemClock())
+    table = Table(
+        "target", "enabled", "paused", "breaker", "held until", "last failure", "pending", "in flight", "awaiting",
+        "retry", "published", "dead",
+    )  # fmt: skip
     for name, t in settings.targets.items():
-        c = counts.get(name, {})
+        c, h = counts.get(name, {}), health[name]
+        failure: Any = h["last_failure"]
         table.add_row(
             name,
             "yes" if t.enabled else "no",
-            "yes" if name in paused else "",
+            "yes" if h["paused"] else "",
+            f"{h['breaker']} ({h['consecutive_failures']} failed)" if h["consecutive_failures"] else str(h["breaker"]),
+            str(h["held_until"] or ""),
+            f"{failure['at']} {failure['code'] or ''} {failure['message'] or ''}".strip() if failure else "",
             *(str(c.get(s, 0)) for s in ("pending", "in_flight", "awaiting_result", "retry_wait", "published", "dead")),
         )
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
 @targets_app.command("pause")
@@ -687,7 +697,7 @@ def import_command(
     if not file.is_file():
         raise _fail(ValueError(f"{file}: no such file"))
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     store = _store(settings)
     with (
         _store_errors(),

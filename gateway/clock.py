@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never jumps: for bounding how old a cached value is, not for what time it is."""
+    return time.monotonic()
 
 
 class Clock(Protocol):

@@ -24,13 +24,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from adapters.client import TargetClient
-from gateway import deadlines, shutdown
+from gateway import deadlines, shutdown, target_health
 from gateway.clock import Clock
 from gateway.delivery import DeliveryEngine
-from gateway.gate import Gate
+from gateway.gate import Gate, StoreBook
 from gateway.settings import Settings
 from outbox import notify
-from outbox.lifecycle import RetryPolicy
+from outbox.errors import StoreError
+from outbox.lifecycle import AttemptResult, RetryPolicy
 from outbox.store import Store
 
 log = logging.getLogger("gateway.worker")
@@ -74,6 +75,7 @@ class Worker:
         calendar = (rules or deadlines.from_settings(settings.deadlines)).calendar
         self.engine.urgent_by = deadlines.RiskHorizon(calendar, settings.deadlines.at_risk_workdays, clock)
         rates = {name: t.rate_limit_per_second for name, t in settings.targets.items()}
+        self.book = StoreBook(store)  # one breaker per target, shared with every other process (outbox.health)
         self.gates = {
             t: Gate(
                 clock,
@@ -81,9 +83,15 @@ class Worker:
                 dt.timedelta(seconds=d.breaker_open_seconds),
                 dt.timedelta(seconds=d.alert_after_seconds),
                 rates.get(t),
+                target=t,
+                owner=self.engine.owner,
+                book=self.book,
+                probe_for=dt.timedelta(seconds=d.lease_seconds),
             )
             for t in self.clients
         }
+        self.clock = clock
+        self.engine.observe = self._observe
         self.on_settled = on_settled
         self._dirty = {t: threading.Event() for t in self.clients}
         self._running = {t: threading.Event() for t in self.clients}
@@ -161,7 +169,8 @@ class Worker:
                     self._scheduler.modify_job(f"push:{target}", next_run_time=dt.datetime.now(dt.UTC))
 
     def status(self) -> dict[str, dict[str, object]]:
-        return {t: gate.status() for t, gate in self.gates.items()}
+        """This worker's targets' shared health, read afresh (what its /metrics shows)."""
+        return target_health.report(self.settings, self.store, self.clock, self.clients)
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -196,9 +205,14 @@ class Worker:
             results = self.engine.push_once(target, gate.batch_limit(client.adapter.max_items))
             if not results:
                 return
-            gate.record(results)
             if self.on_settled:
                 self.on_settled(target, len(results))
+
+    def _observe(self, target: str, results: list[AttemptResult]) -> None:
+        try:
+            self.gates[target].record(results)
+        except StoreError as exc:  # the batch still settles; the next exchange writes the health again
+            log.warning("recording %s's health failed: %s", target, exc, extra={"action": "health_write_failed"})
 
     def _poll(self, target: str) -> None:
         if self._stopping.is_set():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from outbox import audit as audit_log
 from outbox import (
     expiry,
+    health,
     keys,
     leases,
     mails,
@@ -238,6 +239,21 @@ class Store:
 
     def paused_targets(self) -> dict[str, dict[str, Any]]:
         return self.db.read(operations.paused_targets)
+
+    def target_health(self) -> dict[str, health.TargetHealth]:
+        return self.db.read(health.read)
+
+    def change_health(
+        self, *, target: str, now: dt.datetime, step: Callable[[health.TargetHealth], health.TargetHealth]
+    ) -> tuple[health.TargetHealth, health.TargetHealth]:
+        return self.db.transact(lambda c: health.change(c, target=target, now=now, step=step))
+
+    def claim_probe(
+        self, *, target: str, owner: str, now: dt.datetime, open_for: dt.timedelta, until: dt.datetime
+    ) -> health.TargetHealth | None:
+        return self.db.transact(
+            lambda c: health.claim_probe(c, target=target, owner=owner, now=now, open_for=open_for, until=until)
+        )
 
     def replay(
         self, *, target: str, since: dt.datetime, dry_run: bool, actor: Actor, now: dt.datetime

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway import target_health
 from gateway.api import docs
 from gateway.api.auth import Principal, authenticate, forbid
 from gateway.services import Services
@@ -28,7 +29,8 @@ async def list_targets(request: Request, principal: Annotated[Principal, Depends
     services: Services = request.app.state.services
     counts = await run_in_threadpool(services.store.delivery_counts)
     paused = await run_in_threadpool(services.store.paused_targets)
-    health = services.worker.status() if services.worker is not None else {}
+    # shared through the database: the same whichever process (this one or a worker) talks to the target
+    health = await run_in_threadpool(target_health.report, services.settings, services.store, services.clock)
     body = [
         {
             "target": name,
