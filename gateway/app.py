@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 from adapters.client import TargetClient
 from gateway import deadlines
 from gateway.api import checks, docs, health, mails, operations, problems, records, reports, targets
+from gateway.api.access import AccessLog
 from gateway.api.auth import KeyCache
 from gateway.api.bodies import BodyBudget
 from gateway.api.limits import UrlLimit
@@ -104,6 +105,7 @@ def build_app(
     app.state.body_budget = BodyBudget(settings.max_body_bytes_in_flight)
     problems.install(app)
     app.add_middleware(UrlLimit)
+    app.add_middleware(AccessLog)  # outermost: the line has the status the client saw, refusals included
     app.include_router(health.router)
     app.include_router(checks.router)  # before records: /credit-checks must not read as /{kind}
     app.include_router(reports.router)  # before records: /reports/{id} must not read as /{kind}/{source_id}

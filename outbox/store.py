@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,8 @@ from outbox.ingest import Actor, Incoming, Stored
 from outbox.lifecycle import AttemptResult, Settlement
 from outbox.tables import delivery, report_run
 from schemas.enums import Kind, WithdrawReason
+
+log = logging.getLogger("outbox.store")
 
 
 class AtomicBatchRefused(Exception):
@@ -235,6 +238,11 @@ class Store:
     def set_paused(self, *, target: str, paused: bool, reason: str | None, actor: Actor, now: dt.datetime) -> None:
         self.db.transact(
             lambda c: operations.set_paused(c, target=target, paused=paused, reason=reason, actor=actor, now=now)
+        )
+        name = "target_paused" if paused else "target_resumed"
+        fields = {"target": target, "by": actor.name, "reason": reason}
+        log.warning(  # every path (API, CLI, console) comes through here: one operator event, after the commit
+            "%s target=%s by=%s reason=%s", name, target, actor.name, reason, extra={"event": name, "fields": fields}
         )
 
     def paused_targets(self) -> dict[str, dict[str, Any]]:
