@@ -25,7 +25,7 @@ from schemas.identifiers import mask_id_number
 
 LogFormat = Literal["text", "json"]
 
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")  # letters around it too ("ID431202…")
 _API_KEY = re.compile(r"(cgk_[A-Za-z0-9_-]{6})[A-Za-z0-9_-]+")
 _BEARER = re.compile(r"(?i)(bearer\s+)(?!\[redacted\])[^\s\"',;]+")
 _SECRET_VALUE = re.compile(
