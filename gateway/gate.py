@@ -28,6 +28,7 @@ from typing import Protocol
 
 from gateway import logs
 from gateway.clock import Clock, monotonic
+from gateway.settings import Settings
 from outbox.health import Exchange, TargetHealth, after_exchange
 from outbox.lifecycle import AttemptResult, Result
 from outbox.store import Store
@@ -234,6 +235,22 @@ class Gate:
 
     def status(self) -> dict[str, object]:
         return describe(self.health, self.clock.now(), self.alert_after)
+
+
+def for_target(settings: Settings, clock: Clock, target: str, owner: str, book: HealthBook) -> Gate:
+    """The gate of ``target`` as the settings describe it (breaker, alert, rate limit), kept in ``book``."""
+    d = settings.delivery
+    return Gate(
+        clock,
+        d.breaker_failures,
+        dt.timedelta(seconds=d.breaker_open_seconds),
+        dt.timedelta(seconds=d.alert_after_seconds),
+        dict(settings.targets.items())[target].rate_limit_per_second,
+        target=target,
+        owner=owner,
+        book=book,
+        probe_for=dt.timedelta(seconds=d.lease_seconds),
+    )
 
 
 def alerting(h: TargetHealth, now: dt.datetime, alert_after: dt.timedelta) -> bool:

@@ -1,11 +1,12 @@
 """The delivery worker: APScheduler jobs that push, ask for results and reap, for every target, in one process.
 
 Run inside ``serve`` or alone as ``credit-gateway worker`` (several of them on one PostgreSQL scale out: leases
-use SKIP LOCKED). Each target has its own push job and its own gate (breaker, rate limit), so one target's outage
-never delays another's pushes. A job drains its target until nothing is due, then sleeps until its next tick
-(``push_interval_seconds``) or until ``wake`` is called: after an ingest in this process, or on a PostgreSQL
-NOTIFY from an ingest in any process. Stopping stops leasing and lets running batches finish and settle, within a
-time limit past which exchanges still open are cancelled (``gateway.shutdown``).
+use SKIP LOCKED). Each target has its own push job and its own gate (a breaker shared with every process through
+the database, a rate limit of this process's own), so one target's outage never delays another's pushes. A job
+drains its target until nothing is due, then sleeps until its next tick (``push_interval_seconds``) or until
+``wake`` is called: after an ingest in this process, or on a PostgreSQL NOTIFY from an ingest in any process.
+Stopping stops leasing and lets running batches finish and settle, within a time limit past which exchanges still
+open are cancelled (``gateway.shutdown``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from adapters.client import TargetClient
 from gateway import deadlines, shutdown, target_health
 from gateway.clock import Clock
 from gateway.delivery import DeliveryEngine
-from gateway.gate import Gate, StoreBook
+from gateway.gate import StoreBook, for_target
 from gateway.settings import Settings
 from outbox import notify
 from outbox.errors import StoreError
@@ -74,22 +75,8 @@ class Worker:
         )
         calendar = (rules or deadlines.from_settings(settings.deadlines)).calendar
         self.engine.urgent_by = deadlines.RiskHorizon(calendar, settings.deadlines.at_risk_workdays, clock)
-        rates = {name: t.rate_limit_per_second for name, t in settings.targets.items()}
         self.book = StoreBook(store)  # one breaker per target, shared with every other process (outbox.health)
-        self.gates = {
-            t: Gate(
-                clock,
-                d.breaker_failures,
-                dt.timedelta(seconds=d.breaker_open_seconds),
-                dt.timedelta(seconds=d.alert_after_seconds),
-                rates.get(t),
-                target=t,
-                owner=self.engine.owner,
-                book=self.book,
-                probe_for=dt.timedelta(seconds=d.lease_seconds),
-            )
-            for t in self.clients
-        }
+        self.gates = {t: for_target(settings, clock, t, self.engine.owner, self.book) for t in self.clients}
         self.clock = clock
         self.engine.observe = self._observe
         self.on_settled = on_settled

@@ -9,6 +9,7 @@ in this process.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from gateway.api.auth import CHECKS, Principal, authenticate, forbid
 from gateway.api.bodies import body_doc, json_body
 from gateway.api.problems import Problem
 from gateway.checks import Advice, CheckBody, CreditChecks, IdentifierRefused, MeasureBody
+from gateway.gate import StoreBook, for_target
 from gateway.services import Services
 from schemas.errors import FieldError
 
@@ -57,7 +59,14 @@ def service(request: Request) -> CreditChecks:
         found: CreditChecks | None = getattr(state, "credit_checks", None)
         if found is None:
             services: Services = state.services
-            gate = services.worker.gates.get("national") if services.worker is not None else None
+            # the worker's national gate when it runs here; else one on the shared breaker (the same row it uses)
+            gate = (
+                services.worker.gates.get("national")
+                if services.worker is not None
+                else for_target(
+                    services.settings, services.clock, "national", f"checks:{os.getpid()}", StoreBook(services.store)
+                )
+            )
             found = CreditChecks(services.settings, services.store, services.clock, gate)
             state.credit_checks = found
     return found
