@@ -390,8 +390,8 @@ def targets_status() -> None:
             "yes" if t.enabled else "no",
             "yes" if h["paused"] else "",
             f"{h['breaker']} ({h['consecutive_failures']} failed)" if h["consecutive_failures"] else str(h["breaker"]),
-            str(h["held_until"] or ""),
-            f"{failure['at']} {failure['code'] or ''} {failure['message'] or ''}".strip() if failure else "",
+            str(h["held_until"] or "")[:19],  # UTC, to the second
+            f"{failure['at'][:19]} {failure['code'] or ''} {failure['message'] or ''}".strip() if failure else "",
             *(str(c.get(s, 0)) for s in ("pending", "in_flight", "awaiting_result", "retry_wait", "published", "dead")),
         )
     Console(width=None if sys.stdout.isatty() else 240).print(table)
