@@ -8,6 +8,7 @@ import json
 import logging
 import queue
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,8 +23,9 @@ from gateway.worker import Worker
 from outbox.store import Store
 from tests import live
 from tests.conftest import bearer
+from tests.e2e.test_cli import env_for, free_port, running
 from tests.e2e.test_worker import clock, delivery_settings, sandbox, state_counts  # noqa: F401 - fixtures
-from tests.factories import licence
+from tests.factories import licence, make_resident_id
 
 
 def events(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
@@ -92,3 +94,20 @@ def test_a_breaker_opening_and_a_dead_delivery_are_warnings_with_fields(
     )
     text = logs.TextFormatter().format(dead)
     assert "WARNING gateway.delivery delivery_dead" in text and "target=national" in text and "code=2004" in text
+
+
+def test_serve_with_log_format_json_writes_json_lines(tmp_path: Path) -> None:
+    port = free_port()
+    env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port), CREDIT_GATEWAY_LOG_FORMAT="json")
+    number = make_resident_id()
+    with running(["serve"], env, tmp_path) as seen:
+        answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets?q={number}", headers=bearer("cgk_" + "z" * 40))
+        assert answer.status_code == 401
+    # read after the server stopped (gracefully, finishing its requests): every line it wrote is in ``seen``
+    lines = [json.loads(line) for line in seen if line.startswith("{")]
+    assert lines and len(lines) == len([line for line in seen if line.strip()])  # every line is JSON
+    [access] = [x for x in lines if x["event"] == "access"]
+    shown = (access["level"], access["path"], access["query"], access["status"])
+    assert shown == ("INFO", "/api/v1/targets", "q", 401)
+    assert access["key"] is None  # an unknown key has no name; the key itself is never logged
+    assert number not in "".join(seen) and "z" * 20 not in "".join(seen)
