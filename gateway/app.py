@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
-from gateway import deadlines
 from gateway.api import checks, docs, health, mails, operations, problems, records, reports, targets
 from gateway.api.auth import KeyCache
 from gateway.api.bodies import BodyBudget
@@ -33,6 +32,7 @@ from gateway.targets import build_clients
 from gateway.worker import Worker
 from outbox.database import Database
 from outbox.store import Store
+from schemas import deadlines
 from schemas.records import MODELS
 
 DESCRIPTION = """

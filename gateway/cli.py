@@ -424,7 +424,7 @@ def targets_replay(
     """Re-send to a target what it accepted since a day (after it lost data). Lists first unless --send."""
     import datetime as dt
 
-    from gateway.clock import SHANGHAI
+    from schemas.calendar import ZONE
 
     settings = _settings()
     try:
@@ -434,7 +434,7 @@ def targets_replay(
     with _store_errors():
         plan = _store(settings).replay(
             target=_known_target(settings, target),
-            since=dt.datetime.combine(day, dt.time(), SHANGHAI),
+            since=dt.datetime.combine(day, dt.time(), ZONE),
             dry_run=dry_run,
             actor=_actor(),
             now=SystemClock().now(),
@@ -445,10 +445,10 @@ def targets_replay(
 
 
 def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
-    from gateway import deadlines
     from gateway.app import make_store
     from gateway.housekeeping import Housekeeping
     from gateway.targets import build_clients
+    from schemas import deadlines
 
     clock = SystemClock()
     rules = deadlines.from_settings(settings.deadlines)
@@ -512,8 +512,8 @@ def report(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gateway.reports.build import STEPS
-    from gateway.reports.periods import PeriodError, parse_period
     from gateway.reports.render import FORMATS, render
+    from schemas.periods import PeriodError, parse_period
 
     formats = [f.strip() for f in (format or ("" if email else "xlsx")).split(",") if f.strip()]
     for fmt in formats:
@@ -599,7 +599,7 @@ def deliveries_at_risk(
     limit: Annotated[int, typer.Option(help="at most this many rows")] = 100,
 ) -> None:
     """Unpublished deliveries close to (or past) their deadline, earliest due first."""
-    from gateway.workdays import OutsideCalendar
+    from schemas.calendar import OutsideCalendar
 
     with _store_errors():
         try:
@@ -789,7 +789,7 @@ def checks_list(
     limit: Annotated[int, typer.Option(help="at most this many rows")] = 1000,
 ) -> None:
     """The kept checks of a period (ID numbers masked), with their latest measure."""
-    from gateway.reports.periods import PeriodError, parse_period
+    from schemas.periods import PeriodError, parse_period
 
     try:
         chosen = parse_period(period)

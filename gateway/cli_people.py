@@ -19,10 +19,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.clock import SHANGHAI, SystemClock
+from gateway.clock import SystemClock
 from gateway.settings import Settings
 from outbox.errors import StoreError
 from outbox.ingest import Actor
+from schemas.calendar import ZONE
 
 users_app = typer.Typer(
     help="People who sign in to the console: create, list, disable, reset-password.", no_args_is_help=True
@@ -169,11 +170,11 @@ def _moment(value: str | None, option: str, *, end: bool) -> dt.datetime | None:
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value) + dt.timedelta(days=1 if end else 0)
-            return dt.datetime.combine(day, dt.time(), SHANGHAI)
+            return dt.datetime.combine(day, dt.time(), ZONE)
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise _fail(f"{option}: not a date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM): {value!r}", 2) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZONE)
 
 
 @audit_app.command("list")
@@ -204,7 +205,7 @@ def audit_list(
         subject = f"{e['kind']} {e['source_id']}" if e["kind"] else ""
         table.add_row(
             str(e["seq"] if e["seq"] is not None else "—"),
-            e["at"].astimezone(SHANGHAI).isoformat(timespec="seconds"),
+            e["at"].astimezone(ZONE).isoformat(timespec="seconds"),
             e["actor"],
             e["role"],
             e["action"],

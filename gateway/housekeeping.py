@@ -13,18 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.client import TargetClient
-from gateway import expiry
 from gateway.clock import Clock, local_date
-from gateway.deadlines import Deadlines, standing
 from gateway.reconcile import reconcile
 from gateway.reports.build import Progress, build_report
-from gateway.reports.periods import Period, parse_period
 from gateway.settings import Settings
-from gateway.workdays import OutsideCalendar, OverrideError
-from outbox.ingest import Actor, end_of_day
+from outbox.ingest import Actor
 from outbox.provisional import Recomputed
 from outbox.store import Store
+from schemas import expiry
+from schemas.calendar import OutsideCalendar, OverrideError, end_of_day
+from schemas.deadlines import Deadlines, standing
 from schemas.enums import Kind, WithdrawReason
+from schemas.periods import Period, parse_period
 
 log = logging.getLogger(__name__)
 SYSTEM = Actor("scheduler", "system")

@@ -19,8 +19,8 @@ from gateway.api.auth import Principal, authenticate, forbid
 from gateway.api.bodies import body_doc, json_body
 from gateway.api.docs import MAX_OFFSET, Day, Flag, RowId, TargetName, Text, TextParam
 from gateway.api.problems import Problem
-from gateway.clock import SHANGHAI
 from gateway.services import Services
+from schemas.calendar import ZONE
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 
@@ -187,7 +187,7 @@ async def replay(
     body: Annotated[Replay, Depends(json_body(Replay, operator))],
 ) -> Response:
     services: Services = request.app.state.services
-    since = dt.datetime.combine(body.since, dt.time(), SHANGHAI)
+    since = dt.datetime.combine(body.since, dt.time(), ZONE)
     plan = await run_in_threadpool(
         services.store.replay,
         target=_target(services, target),

@@ -23,10 +23,10 @@ from gateway.api.docs import Day
 from gateway.api.operations import OperatorDep, _json, _target, operator
 from gateway.api.problems import PARAMS_TITLE, Problem, invalid
 from gateway.housekeeping import Housekeeping
-from gateway.reports.periods import Period, PeriodError, parse_period
 from gateway.reports.render import MEDIA_TYPES, Format, render
-from gateway.workdays import OutsideCalendar
+from schemas.calendar import OutsideCalendar
 from schemas.errors import FieldError
+from schemas.periods import Period, PeriodError, parse_period
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
