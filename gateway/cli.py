@@ -50,7 +50,7 @@ def _settings() -> Settings:
 
 
 def _store(settings: Settings):  # type: ignore[no-untyped-def]
-    from gateway.app import make_store
+    from gateway.compose import make_store
 
     return make_store(settings)
 
@@ -445,7 +445,7 @@ def targets_replay(
 
 
 def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
-    from gateway.app import make_store
+    from gateway.compose import make_store
     from gateway.housekeeping import Housekeeping
     from gateway.targets import build_clients
     from schemas import deadlines

@@ -65,7 +65,7 @@ def _refusals() -> Iterator[None]:
 
 
 def _store() -> Any:
-    from gateway.app import make_store
+    from gateway.compose import make_store
 
     try:
         settings = Settings()

@@ -151,6 +151,13 @@ class ReportMailer:
 
     # -- schedules ---------------------------------------------------------------------------------------
 
+    def mails(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Report mail sent and to be sent, newest first."""
+        return self.store.report_mails(state=state, limit=limit)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return self.store.report_schedules()
+
     def seed_schedules(self) -> None:
         schedules = [s.model_dump() for s in self.settings.report_mail.schedules]
         self.store.seed_schedules(schedules, now=self.clock.now())
