@@ -1,6 +1,6 @@
 """``credit-gateway users`` and ``credit-gateway audit``, and who the CLI names in the audit log.
 
-Each command only translates: arguments in, a call to ``gateway.people.People`` or the store, a line or a table
+Each command only translates: arguments in, a call to the services (``gateway.compose``), a line or a table
 out, one line and a non-zero exit for a refusal. The CLI's actor is ``--actor NAME`` given before the command
 (``credit-gateway --actor 李四 deliveries requeue 7``), or else the OS user, with the role ``cli``.
 """
