@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.drain import BenchDatabase  # noqa: E402
 from gateway.reports.build import build_report  # noqa: E402
-from gateway.reports.periods import parse_period  # noqa: E402
 from outbox import migrate  # noqa: E402
 from outbox.database import Database  # noqa: E402
-from outbox.ingest import end_of_day  # noqa: E402
 from outbox.store import Store  # noqa: E402
+from schemas.calendar import end_of_day  # noqa: E402
+from schemas.periods import parse_period  # noqa: E402
 
 # g: record number; decided over 355 days from 2025-12-01; 5 departments; every 20th record a list change.
 # Delivery standing by (g + target index) % 10: 0-5 on time, 6 late, 7 unpublished, 8 retry_wait, 9 dead.

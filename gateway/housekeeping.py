@@ -13,18 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.client import TargetClient
-from gateway import expiry
 from gateway.clock import Clock, local_date
-from gateway.deadlines import Deadlines, standing
 from gateway.reconcile import reconcile
 from gateway.reports.build import Progress, build_report
-from gateway.reports.periods import Period, parse_period
+from gateway.services.actors import Wake, no_worker
 from gateway.settings import Settings
-from gateway.workdays import OutsideCalendar, OverrideError
-from outbox.ingest import Actor, end_of_day
+from outbox.ingest import Actor
 from outbox.provisional import Recomputed
 from outbox.store import Store
+from schemas import expiry
+from schemas.calendar import OutsideCalendar, OverrideError, end_of_day
+from schemas.deadlines import Deadlines, standing
 from schemas.enums import ARTICLE_KINDS, Kind, WithdrawReason
+from schemas.periods import Period, parse_period
 
 log = logging.getLogger(__name__)
 SYSTEM = Actor("scheduler", "system")
@@ -41,6 +42,7 @@ class Housekeeping:
     clock: Clock
     deadlines: Deadlines
     clients: Callable[[], dict[str, TargetClient]]
+    wake: Wake = no_worker  # the push loop in this process, told when reconciliation requeues
 
     def today(self) -> dt.date:
         return local_date(self.clock)
@@ -240,4 +242,19 @@ class Housekeeping:
         if target not in clients:
             raise KeyError(target)
         kinds = [k for k in Kind if target in self.store.routes.get(k, ())]
-        return reconcile(self.store, clients[target], kinds, actor=actor, clock=self.clock)
+        run = reconcile(self.store, clients[target], kinds, actor=actor, clock=self.clock)
+        if run["requeued"]:
+            self.wake([target])
+        return run
+
+    def reconciliations(self, *, target: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return self.store.reconciliations(target=target, limit=limit)
+
+    def reconciliation(self, run_id: int) -> dict[str, Any] | None:
+        return self.store.reconciliation(run_id)
+
+    def reports(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        return self.store.reports(limit=limit)
+
+    def report(self, report_id: int) -> dict[str, Any] | None:
+        return self.store.report(report_id)

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretSt
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.enums import ARTICLE_KINDS, RECORD_KINDS, Kind
+from schemas.expiry import PeriodRuleSet
 
 SANDBOX_URL = "http://127.0.0.1:8700"
 ALL_KINDS = tuple(Kind)
@@ -167,19 +168,6 @@ class DeadlineSettings(BaseModel):
     # (false: leave them empty, "unknown", until the year is added).
     provisional: bool = True
     at_risk_workdays: int = Field(default=3, ge=0, le=60)  # "at risk": unpublished and due within this many
-
-
-class PeriodRuleSet(BaseModel):
-    """How long a penalty stays public when the source gives no 公示截止期, for decisions from ``effective_from``.
-
-    The longest period of the decision's penalty categories applies (STANDARDS.md §3); months count from the
-    decision date.
-    """
-
-    name: str
-    effective_from: dt.date
-    default_months: int = Field(ge=0, le=120)
-    months_by_category: dict[str, int] = Field(default_factory=dict)
 
 
 _SEVERE = (

@@ -1,6 +1,6 @@
 """公示率 in SQL: how each (record, target) stands on a day, counted by target, kind and department.
 
-The standing of a (record, target) pair, exactly as ``gateway.deadlines.standing`` defines it:
+The standing of a (record, target) pair, exactly as ``schemas.deadlines.standing`` defines it:
 
 * its due date is the current version's; its publication is the first business acceptance of any version
   (a correction of a record that was already public does not make it unpublished);

@@ -9,13 +9,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from gateway.clock import SHANGHAI
 from gateway.reports.joint import joint_measures
-from gateway.reports.periods import Period, months_back
-from outbox.ingest import end_of_day
 from outbox.rates import Counts, Group
 from outbox.store import Store
+from schemas.calendar import ZONE, end_of_day
 from schemas.enums import Kind
+from schemas.periods import Period, months_back
 
 DEFINITIONS = {
     "period": "统计范围：决定日期（信用承诺为承诺作出日期，红黑名单为认定/移出日期）在本期内的记录。",
@@ -54,7 +53,7 @@ def _total(groups: Sequence[Any], key: Callable[[Any], str]) -> dict[str, dict[s
 
 def local_time(moment: dt.datetime) -> str:
     """A moment as a reader in Huaihua reads it: Beijing time, to the second."""
-    return moment.astimezone(SHANGHAI).replace(microsecond=0).isoformat()
+    return moment.astimezone(ZONE).replace(microsecond=0).isoformat()
 
 
 def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,9 +18,9 @@ import orjson
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
-from gateway.clock import SHANGHAI
 from gateway.reports import joint
 from gateway.reports.build import kind_label
+from schemas.calendar import ZONE
 
 Format = Literal["json", "csv", "xlsx", "html", "docx"]
 FORMATS: tuple[Format, ...] = ("json", "csv", "xlsx", "html", "docx")
@@ -82,7 +82,7 @@ def local_moment(text: str | None) -> dt.datetime | None:
         return None
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(SHANGHAI).replace(tzinfo=None)
+        moment = moment.astimezone(ZONE).replace(tzinfo=None)
     return moment.replace(microsecond=0)
 
 

@@ -33,12 +33,12 @@ from docx.oxml.ns import qn
 
 from gateway.reports.build import build_report
 from gateway.reports.bulletin import to_docx
-from gateway.reports.periods import parse_period
 from gateway.reports.render import to_csv, to_html, to_xlsx
 from outbox.ingest import Actor
 from outbox.store import Store
 from outbox.tables import delivery, record
 from schemas.enums import Kind, WithdrawReason
+from schemas.periods import parse_period
 from tests.conftest import NOW
 from tests.contract.test_store import incoming
 from tests.factories import commitment, licence, list_change
