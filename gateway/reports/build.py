@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from gateway.clock import SHANGHAI
+from gateway.quotas import QuotaTargets
+from gateway.reports import tasks
 from gateway.reports.joint import joint_measures
 from gateway.reports.periods import Period, months_back
 from outbox.ingest import end_of_day
@@ -33,7 +35,8 @@ DEFINITIONS = {
         "与其他期限一样判定，放假安排公布后重新计算。"
     ),
     "imported": "存量导入：通过 credit-gateway import 导入的历史记录，而非来源系统经接口报送。",
-    "quota": "年度任务：每个科室每年至少推送一次红名单和一次黑名单变更（以至少一个目标平台受理为准）。",
+    "quota": "年度记录：各科室本年度决定的各类记录条数，及其中推送（以至少一个目标平台受理为准）的红名单、黑名单变更。",
+    "tasks": tasks.DEFINITION,
     "time": "时间均为北京时间（Asia/Shanghai）。",
 }
 
@@ -74,6 +77,7 @@ def build_report(
     now: dt.datetime,
     departments: Sequence[str] = (),
     trend_months: int = 12,
+    quota_targets: QuotaTargets | None = None,
     progress: Progress = _none,
 ) -> dict[str, Any]:
     window = {"decided_from": period.start, "decided_to": period.end, "as_of": as_of, "as_of_end": end_of_day(as_of)}
@@ -96,6 +100,9 @@ def build_report(
     quotas = store.quotas(year=period.year, departments=departments)
     records = store.record_counts(decided_from=period.start, decided_to=period.end)
     imported = store.imported(decided_from=period.start, decided_to=period.end)
+    task_data = tasks.section(
+        tasks.task_tables(store, period, as_of=as_of, departments=departments, targets=quota_targets or QuotaTargets())
+    )
     progress("quotas")
 
     total = Counts()
@@ -135,11 +142,12 @@ def build_report(
         "overdue": _jsonable(overdue),
         "late": _jsonable(late),
         "quotas": quotas,
+        "tasks": task_data,
         "trend": [{"month": month, **counts.as_dict()} for month, counts in trend.items()],
         "joint_measures": joint_measures(store, period),
         # Further sections a later feature adds (e.g. 联合奖惩 figures from credit checks): each
         # {"key", "title", "headers": [...], "rows": [[...], ...], "note"?}; every format renders them as a table.
-        "extra_sections": [],
+        "extra_sections": tasks.extra_sections(task_data),
     }
 
 
