@@ -23,15 +23,15 @@ from adapters.signing import national_signature
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from gateway.targets import build_clients, point_at_sandbox
-from schemas.enums import Kind
+from schemas.enums import RECORD_KINDS, Kind
 from tests import live
 from tests.factories import canonical_content, person
 
 TODAY = dt.date(2026, 11, 25)
 RECEIVES = {
-    "national": list(Kind),
-    "provincial": list(Kind),
-    "municipal": list(Kind),
+    "national": list(RECORD_KINDS),
+    "provincial": list(RECORD_KINDS),
+    "municipal": list(RECORD_KINDS),
     "portal": [Kind.LICENCE, Kind.PENALTY],
 }
 CASES = [(t, k) for t, kinds in RECEIVES.items() for k in kinds]
