@@ -34,7 +34,6 @@ import lxml.html
 import openpyxl
 import orjson
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from gateway import deadlines
@@ -46,67 +45,17 @@ from gateway.reports.periods import parse_period
 from gateway.reports.render import to_csv, to_html, to_json, to_xlsx
 from gateway.settings import QuotaSettings, Settings
 from outbox.store import Store
-from outbox.tables import delivery, record, record_version
 from schemas.enums import Kind
 from tests.conftest import bearer
 from tests.contract.test_reports import NOW, SH, post, publish
-from tests.factories import licence, list_change
+from tests.factories import case, licence, list_change
+from tests.factories import news as news_item
 
 AS_OF = dt.date(2026, 9, 30)
-ARTICLE_TARGETS = ("portal", "municipal")
 
 
 def at(day: str, hour: int = 10) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(hour=hour, tzinfo=SH)
-
-
-def article(store: Store, kind: str, source_id: str, department: str, day: str) -> int:
-    """An article as ingest stores it: the record, its version, one publish delivery per target."""
-
-    def work(conn: sa.Connection) -> int:
-        record_id = conn.execute(
-            sa.insert(record)
-            .values(
-                kind=kind,
-                source_system="portal-cms",
-                source_id=source_id,
-                current_version=1,
-                content_hash=source_id,
-                department=department,
-                decided_on=dt.date.fromisoformat(day),
-                created_at=NOW,
-                updated_at=NOW,
-            )
-            .returning(record.c.id)
-        ).scalar_one()
-        content = {"source_id": source_id, "department": department, "published_on": day, "title": source_id}
-        conn.execute(
-            sa.insert(record_version).values(
-                record_id=record_id,
-                version=1,
-                content_hash=source_id,
-                content=content,
-                submitted=content,
-                received_at=NOW,
-            )
-        )
-        for target in ARTICLE_TARGETS:
-            conn.execute(
-                sa.insert(delivery).values(
-                    record_id=record_id,
-                    version=1,
-                    target=target,
-                    operation="publish",
-                    state="pending",
-                    idempotency_key=f"{kind}-{source_id}-{target}",
-                    next_attempt_at=NOW,
-                    created_at=NOW,
-                    updated_at=NOW,
-                )
-            )
-        return int(record_id)
-
-    return int(store.db.transact(work))
 
 
 def seed(store: Store) -> None:
@@ -126,9 +75,9 @@ def seed(store: Store) -> None:
         ("K2", "房监科", "2025-12-30", {"portal": "2025-12-30"}),
         ("K3", "行政审批科", "2026-09-01", {}),
     ]
-    for kind, items in (("news", news), ("cases", cases)):
+    for kind, make, items in ((Kind.NEWS, news_item, news), (Kind.CASE, case, cases)):
         for source_id, department, day, accepted in items:
-            record_id = article(store, kind, source_id, department, day)
+            record_id = post(store, kind, make(source_id, department=department, published_on=day))
             for target, when in accepted.items():
                 publish(store, record_id, target, at(when))
     lists: list[tuple[str, str, str, str, tuple[str, ...]]] = [
