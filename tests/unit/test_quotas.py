@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from pydantic import ValidationError
+
 from gateway.quotas import (
     BUREAU,
     QuotaTargets,
@@ -14,6 +17,7 @@ from gateway.quotas import (
     shortfalls,
     yearly_tasks,
 )
+from gateway.settings import Settings
 from gateway.workdays import load_calendar
 
 CALENDAR = load_calendar()
@@ -65,3 +69,16 @@ def test_task_rows_carry_target_actual_and_status() -> None:
     ]
     stricter = yearly_tasks(tally, 2026, ["建工科"], QuotaTargets(red_list_per_year=4))
     assert stricter[1].as_dict()["missing"] == 1 and stricter[1].as_dict()["status"] == "未达标"
+
+
+def test_targets_default_to_the_plan_and_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = Settings().quotas
+    assert (plan.portal_news_per_month, plan.municipal_news_per_month, plan.cases_per_year) == (1, 2, 1)
+    assert (plan.red_list_per_year, plan.black_list_per_year, plan.month_end_workdays) == (1, 1, 5)
+    monkeypatch.setenv("CREDIT_GATEWAY_QUOTAS__MUNICIPAL_NEWS_PER_MONTH", "3")
+    monkeypatch.setenv("CREDIT_GATEWAY_QUOTAS__MONTH_END_WORKDAYS", "0")
+    changed = Settings().quotas
+    assert changed.municipal_news_per_month == 3 and changed.month_end_workdays == 0
+    monkeypatch.setenv("CREDIT_GATEWAY_QUOTAS__CASES_PER_YEAR", "-1")
+    with pytest.raises(ValidationError, match="cases_per_year"):
+        Settings()
