@@ -16,7 +16,7 @@ from adapters.client import TargetClient
 from gateway import expiry
 from gateway.clock import Clock, local_date
 from gateway.deadlines import Deadlines, standing
-from gateway.quotas import QuotaTargets, in_month_end_window, month_end_window, month_label, shortfalls
+from gateway.quotas import QuotaTargets, month_end_window, month_label, shortfalls
 from gateway.reconcile import reconcile
 from gateway.reports.build import Progress, build_report
 from gateway.reports.periods import Period, parse_period
@@ -91,9 +91,13 @@ class Housekeeping:
         n = self.settings.quotas.month_end_workdays
         if n == 0:
             return {"window_from": None, "items": []}
-        start = month_end_window(today, self.deadlines.calendar, n)
+        try:
+            start = month_end_window(today, self.deadlines.calendar, n)
+        except OutsideCalendar as exc:  # the deliveries still answer; the month end cannot be placed
+            log.warning("month-end quota window unknown: %s", exc, extra={"action": "quota_window_unknown"})
+            return {"window_from": None, "items": [], "calendar_missing": str(exc)}
         items = []
-        if in_month_end_window(today, self.deadlines.calendar, n):
+        if today >= start:
             month = month_label(today)
             items = [r.as_dict() for r in shortfalls(self.task_tables(month, as_of=today).monthly, month)]
         return {"window_from": start, "items": items}

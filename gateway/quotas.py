@@ -16,8 +16,8 @@ weekends, holidays and make-up days.
 
 from __future__ import annotations
 
-import calendar as months
 import datetime as dt
+from calendar import monthrange
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -123,12 +123,12 @@ def month_label(day: dt.date) -> str:
 
 
 def monthly_tasks(
-    tally: Tally, months_: Iterable[str], departments: Iterable[str], targets: QuotaTargets
+    tally: Tally, months: Iterable[str], departments: Iterable[str], targets: QuotaTargets
 ) -> list[TaskRow]:
     """Per month: each department's portal articles, then the bureau's articles to 信用怀化."""
     names = sorted(set(departments))
     rows = []
-    for month in months_:
+    for month in months:
         rows += [
             TaskRow("month", month, d, PORTAL_NEWS, targets.portal_news_per_month, tally.portal_news.get((d, month), 0))
             for d in names
@@ -161,7 +161,7 @@ def yearly_tasks(tally: Tally, year: int, departments: Iterable[str], targets: Q
 
 
 def last_day(day: dt.date) -> dt.date:
-    return day.replace(day=months.monthrange(day.year, day.month)[1])
+    return day.replace(day=monthrange(day.year, day.month)[1])
 
 
 def month_end_window(day: dt.date, calendar: Calendar, workdays: int) -> dt.date:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from gateway.quotas import (
     BUREAU,
     QuotaTargets,
@@ -62,7 +64,7 @@ def count(store: Store, year: int, months: Sequence[str], as_of: dt.date) -> tup
     """One read: the year's accepted articles and list changes, and the departments with records in the year."""
     start, end, cutoff = dt.date(year, 1, 1), dt.date(year, 12, 31), end_of_day(as_of)
 
-    def read(conn: Any) -> tuple[Any, Any, set[str]]:
+    def read(conn: Connection) -> tuple[list[tuple[int, str, str, dt.date, str]], dict[tuple[str, str], int], set[str]]:
         articles = facts.accepted_articles(conn, decided_from=start, decided_to=end, published_before=cutoff)
         lists = facts.accepted_list_changes(conn, decided_from=start, decided_to=end, published_before=cutoff)
         return articles, lists, facts.departments(conn, decided_from=start, decided_to=end)

@@ -43,7 +43,7 @@ from gateway.reports.build import build_report
 from gateway.reports.bulletin import to_docx
 from gateway.reports.periods import parse_period
 from gateway.reports.render import to_csv, to_html, to_json, to_xlsx
-from gateway.settings import QuotaSettings, Settings
+from gateway.settings import DeadlineSettings, QuotaSettings, Settings
 from outbox.store import Store
 from schemas.enums import Kind
 from tests.conftest import bearer
@@ -259,3 +259,12 @@ def test_the_cli_at_risk_names_what_is_missing(store: Store, monkeypatch: pytest
     shortfalls = [line for line in result.stdout.splitlines() if "2026-09" in line]
     assert len(shortfalls) == 2 and "建工科" in shortfalls[0] and "行政审批科" in shortfalls[1]
     assert "2 monthly quotas short (month-end window from 2026-09-23)" in result.stderr
+
+
+def test_a_month_the_calendar_does_not_know_leaves_the_deliveries_answering(store: Store) -> None:
+    settings = Settings(database_url="sqlite://", deadlines=DeadlineSettings(provisional=False))
+    rules = deadlines.from_settings(settings.deadlines)
+    keeper = Housekeeping(settings, store, ManualClock(at("2027-01-27")), rules, dict)
+    view = keeper.at_risk(workdays=0)  # due today or overdue: no calendar needed for the deliveries
+    assert view["items"] == [] and view["quotas"]["items"] == []
+    assert "no working-day schedule for 2027" in view["quotas"]["calendar_missing"]
