@@ -8,6 +8,7 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.sandbox.articles import check_html
 from schemas.enums import Kind
 from schemas.html import clean
 from schemas.validation import Canonical, validate
@@ -68,3 +69,26 @@ def test_cleaning_is_idempotent(html: str, noise: str) -> None:
     again, removed_again = clean(once)
     assert again == once
     assert removed_again == []
+
+
+@PROPERTY
+@given(HTML, st.text(max_size=30))
+def test_what_the_gateway_cleans_the_platforms_accept(html: str, noise: str) -> None:
+    """The sandbox's checker is written from PROTOCOLS.md apart from the cleaner: each must agree with the other."""
+    cleaned, _ = clean(html + noise)
+    assert check_html(cleaned) is None, cleaned
+
+
+def test_the_platforms_refuse_each_thing_the_gateway_removes() -> None:
+    for hostile in (
+        "<p>x<script>1</script></p>",
+        '<p onclick="x()">x</p>',
+        '<a href="javascript:x()">x</a>',
+        '<img src="data:image/png;base64,AAAA" alt="x">',
+        '<img src="/relative.png" alt="x">',
+        "<!-- x -->",
+        '<div class="x">x</div>',
+    ):
+        cleaned, removed = clean(hostile)
+        assert removed and check_html(hostile) is not None and check_html(cleaned) is None, hostile
+        assert check_html(hostile)[0] == "3001"  # type: ignore[index]
