@@ -19,6 +19,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
 from gateway.clock import SHANGHAI
+from gateway.quotas import UNMET
 from gateway.reports import joint
 from gateway.reports.build import kind_label
 
@@ -300,12 +301,17 @@ def _chart(trend: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
+_UNMET = ' class="unmet"'  # a quota row's 未达标, shown in red
+
+
 def _table(headers: list[str], rows: list[list[Any]], name: str) -> str:
     """A table; an empty one says 无 rather than showing a header alone."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
     if rows:
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in row) + "</tr>"
+            "<tr>"
+            + "".join(f"<td{_UNMET if c == UNMET else ''}>{html.escape('' if c is None else str(c))}</td>" for c in row)
+            + "</tr>"
             for row in rows
         )
     else:
@@ -360,6 +366,8 @@ table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }}
 th {{ background: #1f4e79; color: #fff; }} td:first-child {{ text-align: left; }}
 td.empty {{ text-align: center; color: #888; }}
+td.unmet {{ color: #c00; font-weight: bold; }} p.note {{ color: #555; }}
+table[data-table$="_tasks"] td {{ text-align: center; }}
 .rate {{ font-size: 2.5rem; font-weight: bold; color: #1f4e79; margin: 0.5rem 0; }}
 </style></head><body>
 <h1>公示率报告 {e(report["period"])}</h1>

@@ -176,6 +176,8 @@ def test_the_same_figures_in_json_csv_xlsx_html_and_the_bulletin(store: Store) -
             for tr in tree.xpath(f"//table[@data-table='{name}']/tbody/tr")
         ]
         assert cells == [[str(c) for c in row] for row in expected], name
+    unmet = tree.xpath("//table[@data-table='yearly_tasks']//td[@class='unmet']")
+    assert len(unmet) == sum(row[-1] == "未达标" for row in YEARLY)  # shown in red
 
     bulletin = docx.Document(io.BytesIO(to_docx(data)))
     tables = [[[c.text for c in row.cells] for row in t.rows] for t in bulletin.tables]
