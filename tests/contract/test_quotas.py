@@ -270,3 +270,13 @@ def test_a_month_the_calendar_does_not_know_leaves_the_deliveries_answering(stor
     view = keeper.at_risk(workdays=0)  # due today or overdue: no calendar needed for the deliveries
     assert view["items"] == [] and view["quotas"]["items"] == []
     assert "no working-day schedule for 2027" in view["quotas"]["calendar_missing"]
+
+
+def test_a_year_report_lists_the_months_begun_by_its_as_of_day(store: Store) -> None:
+    seed(store)
+    data = build_report(store, parse_period("2026"), as_of=AS_OF, now=NOW)
+    months = sorted({r["period"] for r in data["tasks"]["monthly"]})
+    assert months == [f"2026-{m:02d}" for m in range(1, 10)]  # January to September; October not begun
+    june = {(r["department"], r["task"]): r["actual"] for r in data["tasks"]["monthly"] if r["period"] == "2026-06"}
+    assert june == {(J, "portal_news"): 0, (F, "portal_news"): 0, (X, "portal_news"): 1, (B, "municipal_news"): 0}
+    assert plain(data["tasks"]["yearly"]) == YEARLY  # the same year, the same yearly tasks
