@@ -245,21 +245,22 @@ def test_the_at_risk_api_lists_the_month_end_shortfalls(
     ]
 
 
-def test_the_cli_at_risk_names_what_is_missing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process, so the day can be pinned (the CLI reads the wall clock); e2e tests run the real process."""
+def test_the_cli_at_risk_names_what_is_missing(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real command in-process over this test's database, with only the wall clock pinned (the CLI reads it
+    through SystemClock); e2e tests run the process itself."""
     from gateway import cli
+    from gateway.clock import SystemClock
 
     seed(store)
-    settings = Settings(database_url="sqlite://")
-    keeper = Housekeeping(
-        settings, store, ManualClock(at("2026-09-28")), deadlines.from_settings(settings.deadlines), dict
-    )
-    monkeypatch.setattr(cli, "_settings", lambda: settings)
-    monkeypatch.setattr(cli, "_housekeeping", lambda _: keeper)
+    monkeypatch.setenv("CREDIT_GATEWAY_DATABASE_URL", settings.database_url)
+    monkeypatch.setattr(SystemClock, "now", lambda self: at("2026-09-28"))
     result = CliRunner().invoke(cli.app, ["deliveries", "at-risk"])
     assert result.exit_code == 0, result.output
-    shortfalls = [line for line in result.stdout.splitlines() if "2026-09" in line]
+    shortfalls = [line for line in result.stdout.splitlines() if "门户网站工作动态" in line]
     assert len(shortfalls) == 2 and "建工科" in shortfalls[0] and "行政审批科" in shortfalls[1]
+    assert all("2026-09" in line for line in shortfalls)
     assert "2 monthly quotas short (month-end window from 2026-09-23)" in result.stderr
 
 
