@@ -9,7 +9,6 @@ for the same day gives the same figures. Records are placed in a month or year b
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -69,9 +68,11 @@ def accepted_list_changes(
     return {(r.department, r.colour): int(r.n) for r in rows}
 
 
-def departments(conn: Connection, *, decided_from: dt.date, decided_to: dt.date, kinds: Sequence[str] = ()) -> set[str]:
-    """Departments with any record of the span (of ``kinds`` if given): those held to the quotas unasked."""
-    query = sa.select(record.c.department).where(record.c.decided_on >= decided_from, record.c.decided_on <= decided_to)
-    if kinds:
-        query = query.where(record.c.kind.in_(kinds))
-    return {r.department for r in conn.execute(query.distinct())}
+def year_counts(conn: Connection, *, decided_from: dt.date, decided_to: dt.date) -> dict[tuple[str, str], int]:
+    """(department, kind) → records of the span, every kind: who is held to the quotas unasked, and the 年度记录."""
+    rows = conn.execute(
+        sa.select(record.c.department, record.c.kind, sa.func.count().label("n"))
+        .where(record.c.decided_on >= decided_from, record.c.decided_on <= decided_to)
+        .group_by(record.c.department, record.c.kind)
+    )
+    return {(r.department, r.kind): int(r.n) for r in rows}

@@ -97,12 +97,12 @@ def build_report(
     listed = store.listed(which=("overdue", "late"), **window)
     overdue, late = listed["overdue"], listed["late"]
     progress("overdue and late")
-    quotas = store.quotas(year=period.year, departments=departments)
     records = store.record_counts(decided_from=period.start, decided_to=period.end)
     imported = store.imported(decided_from=period.start, decided_to=period.end)
-    task_data = tasks.section(
-        tasks.task_tables(store, period, as_of=as_of, departments=departments, targets=quota_targets or QuotaTargets())
+    tables = tasks.task_tables(
+        store, period, as_of=as_of, departments=departments, targets=quota_targets or QuotaTargets()
     )
+    task_data = tasks.section(tables)
     progress("quotas")
 
     total = Counts()
@@ -141,7 +141,7 @@ def build_report(
         ],
         "overdue": _jsonable(overdue),
         "late": _jsonable(late),
-        "quotas": quotas,
+        "quotas": tables.records,
         "tasks": task_data,
         "trend": [{"month": month, **counts.as_dict()} for month, counts in trend.items()],
         "joint_measures": joint_measures(store, period),

@@ -12,7 +12,7 @@ Months: those of the period that have begun by the as-of day (a yearly report bu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,8 @@ class TaskTables:
     monthly: list[TaskRow]
     yearly: list[TaskRow]
     as_of: dt.date
+    # 年度记录: per department, the year's records by kind and its red/black pushes (the report's ``quotas``)
+    records: list[dict[str, Any]]
 
 
 def months_of(period: Period, as_of: dt.date) -> list[str]:
@@ -60,16 +62,22 @@ def months_of(period: Period, as_of: dt.date) -> list[str]:
     return out
 
 
-def count(store: Store, year: int, months: Sequence[str], as_of: dt.date) -> tuple[Tally, set[str]]:
-    """One read: the year's accepted articles and list changes, and the departments with records in the year."""
+@dataclass(slots=True)
+class Facts:
+    tally: Tally
+    records: dict[tuple[str, str], int]  # (department, kind) → records of the year, every kind
+
+
+def count(store: Store, year: int, months: Sequence[str], as_of: dt.date) -> Facts:
+    """One read: the year's accepted articles and list changes, and its records per department and kind."""
     start, end, cutoff = dt.date(year, 1, 1), dt.date(year, 12, 31), end_of_day(as_of)
 
-    def read(conn: Connection) -> tuple[list[tuple[int, str, str, dt.date, str]], dict[tuple[str, str], int], set[str]]:
+    def read(conn: Connection) -> tuple[Any, dict[tuple[str, str], int], dict[tuple[str, str], int]]:
         articles = facts.accepted_articles(conn, decided_from=start, decided_to=end, published_before=cutoff)
         lists = facts.accepted_list_changes(conn, decided_from=start, decided_to=end, published_before=cutoff)
-        return articles, lists, facts.departments(conn, decided_from=start, decided_to=end)
+        return articles, lists, facts.year_counts(conn, decided_from=start, decided_to=end)
 
-    articles, lists, seen = store.db.read(read)
+    articles, lists, records = store.db.read(read)
     tally = Tally()
     portal: dict[tuple[str, str], set[int]] = {}
     municipal: dict[str, set[int]] = {}
@@ -87,7 +95,28 @@ def count(store: Store, year: int, months: Sequence[str], as_of: dt.date) -> tup
     tally.cases = {department: len(ids) for department, ids in cases.items()}
     tally.red_list = {d: n for (d, colour), n in lists.items() if colour == "red"}
     tally.black_list = {d: n for (d, colour), n in lists.items() if colour == "black"}
-    return tally, seen
+    return Facts(tally, records)
+
+
+def yearly_records(found: Facts, year: int, held: Iterable[str], targets: QuotaTargets) -> list[dict[str, Any]]:
+    """年度记录 rows: red and black pushes beside the year's commitments, penalties and licences."""
+    out = []
+    for name in sorted(held):
+        red, black = found.tally.red_list.get(name, 0), found.tally.black_list.get(name, 0)
+        kinds = {kind: n for (department, kind), n in found.records.items() if department == name}
+        out.append(
+            {
+                "department": name,
+                "year": year,
+                "red": red,
+                "black": black,
+                "commitments": kinds.get("commitments", 0),
+                "penalties": kinds.get("penalties", 0),
+                "licences": kinds.get("licences", 0),
+                "met": red >= targets.red_list_per_year and black >= targets.black_list_per_year,
+            }
+        )
+    return out
 
 
 def task_tables(
@@ -95,12 +124,13 @@ def task_tables(
 ) -> TaskTables:
     """The period's monthly tasks (each begun month) and its year's yearly tasks, counted as of ``as_of``."""
     months = months_of(period, as_of)
-    tally, seen = count(store, period.year, months, as_of)
-    held = (set(departments) | seen) - {BUREAU}
+    found = count(store, period.year, months, as_of)
+    held = (set(departments) | {department for department, _ in found.records}) - {BUREAU}
     return TaskTables(
-        monthly=monthly_tasks(tally, months, held, targets),
-        yearly=yearly_tasks(tally, period.year, held, targets),
+        monthly=monthly_tasks(found.tally, months, held, targets),
+        yearly=yearly_tasks(found.tally, period.year, held, targets),
         as_of=as_of,
+        records=yearly_records(found, period.year, held, targets),
     )
 
 

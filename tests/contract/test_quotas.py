@@ -44,6 +44,7 @@ from gateway.reports.bulletin import to_docx
 from gateway.reports.periods import parse_period
 from gateway.reports.render import to_csv, to_html, to_json, to_xlsx
 from gateway.settings import DeadlineSettings, QuotaSettings, Settings
+from outbox.database import Database
 from outbox.store import Store
 from schemas.enums import Kind
 from tests.conftest import bearer
@@ -256,7 +257,19 @@ def test_the_cli_at_risk_names_what_is_missing(
     seed(store)
     monkeypatch.setenv("CREDIT_GATEWAY_DATABASE_URL", settings.database_url)
     monkeypatch.setattr(SystemClock, "now", lambda self: at("2026-09-28"))
-    result = CliRunner().invoke(cli.app, ["deliveries", "at-risk"])
+    opened: list[Database] = []  # a CLI process closes its pool by exiting; in-process the test closes it
+    init = Database.__init__
+
+    def tracked(self: Database, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(Database, "__init__", tracked)
+    try:
+        result = CliRunner().invoke(cli.app, ["deliveries", "at-risk"])
+    finally:
+        for db in opened:
+            db.dispose()
     assert result.exit_code == 0, result.output
     shortfalls = [line for line in result.stdout.splitlines() if "门户网站工作动态" in line]
     assert len(shortfalls) == 2 and "建工科" in shortfalls[0] and "行政审批科" in shortfalls[1]
