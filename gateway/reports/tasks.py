@@ -148,9 +148,9 @@ def cells(row: dict[str, Any]) -> list[Any]:
     return [row["period"], row["department"], row["label"], row["target"], row["actual"], row["missing"], row["status"]]
 
 
-def _note(rows: list[dict[str, Any]]) -> str:
+def _note(rows: list[dict[str, Any]], as_of: str) -> str:
     unmet = [f"{r['department']}（{r['period']} {r['label']}差{r['missing']}）" for r in rows if not r["met"]]
-    return "未达标：" + "；".join(unmet) + "。" if unmet else "均已达标。"
+    return f"统计截至 {as_of}。" + ("未达标：" + "；".join(unmet) + "。" if unmet else "均已达标。")
 
 
 def extra_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -161,7 +161,7 @@ def extra_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
             "title": title,
             "headers": HEADERS,
             "rows": [cells(r) for r in data[key]],
-            "note": _note(data[key]),
+            "note": _note(data[key], data["as_of"]),
         }
         for key, title in (("monthly", MONTHLY_TITLE), ("yearly", YEARLY_TITLE))
     ]

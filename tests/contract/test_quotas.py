@@ -186,7 +186,9 @@ def test_the_same_figures_in_json_csv_xlsx_html_and_the_bulletin(store: Store) -
         assert [[str(c) for c in row] for row in expected] in [t[1:] for t in tables]
     text = "\n".join(p.text for p in bulletin.paragraphs)
     assert (
-        "房监科（2026 典型案例（个）差1）" in text and "全局（2026-08 向信用怀化推送工作动态（篇，全局）差1）" in text
+        "统计截至 2026-09-30。未达标：" in text
+        and "房监科（2026 典型案例（个）差1）" in text
+        and "全局（2026-08 向信用怀化推送工作动态（篇，全局）差1）" in text
     )
 
 
