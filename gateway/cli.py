@@ -591,6 +591,20 @@ def deliveries_at_risk(
         )
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     err.print(f"{len(view['items'])} at risk (due by {view['horizon'].isoformat()})")
+    _print_quotas_at_risk(view["quotas"])
+
+
+def _print_quotas_at_risk(quotas: dict[str, Any]) -> None:
+    """Month end: the departments still short of a monthly quota, with what is missing."""
+    if not quotas["items"]:
+        return
+    table = Table("month", "department", "task", "target", "actual", "missing")
+    for q in quotas["items"]:
+        table.add_row(q["period"], q["department"], q["label"], str(q["target"]), str(q["actual"]), str(q["missing"]))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    err.print(
+        f"{len(quotas['items'])} monthly quotas short (month-end window from {quotas['window_from'].isoformat()})"
+    )
 
 
 @targets_app.command("reconcile")
