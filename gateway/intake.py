@@ -13,7 +13,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from gateway.api.problems import Problem
-from outbox.ingest import Incoming
+from gateway.services.records import Incoming
 from schemas.enums import Kind
 from schemas.errors import FieldError, under
 from schemas.validation import Canonical, validate
@@ -90,7 +90,7 @@ class Checked:
 def check_one(kind: Kind, data: Any, today: dt.date) -> Incoming | list[FieldError]:
     result = validate(kind, data, today=today)
     if isinstance(result, Canonical):
-        return Incoming(result, data)
+        return Incoming(result, result.storable(data))
     return result
 
 

@@ -11,10 +11,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from schemas.enums import Kind
+from schemas.enums import ARTICLE_KINDS, RECORD_KINDS, Kind
+from schemas.expiry import PeriodRuleSet
 
 SANDBOX_URL = "http://127.0.0.1:8700"
 ALL_KINDS = tuple(Kind)
@@ -55,8 +56,20 @@ class TargetSettings(BaseModel):
         return self.exchange_deadline_seconds or 3 * self.timeout_seconds
 
 
+def _no_articles(kinds: list[Kind]) -> list[Kind]:
+    """The national and provincial platforms hold records only: articles go to the portal and 信用怀化."""
+    wrong = [k.value for k in kinds if k in ARTICLE_KINDS]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} go to the portal and municipal only (PROTOCOLS.md Articles)")
+    return kinds
+
+
+RecordKindList = Annotated[list[Kind], NoDecode, BeforeValidator(_kinds), AfterValidator(_no_articles)]
+
+
 class NationalSettings(TargetSettings):
     base_url: str = f"{SANDBOX_URL}/national"
+    kinds: RecordKindList = Field(default_factory=lambda: list(RECORD_KINDS))
     app_key: str = "demo-national"
     app_secret: SecretStr = SecretStr("demo-national-secret")
 
@@ -66,6 +79,7 @@ class NationalSettings(TargetSettings):
 
 class ProvincialSettings(TargetSettings):
     base_url: str = f"{SANDBOX_URL}/provincial"
+    kinds: RecordKindList = Field(default_factory=lambda: list(RECORD_KINDS))
     sender: str = "431200-ZJJ"
     sm3_key: SecretStr = SecretStr("demo-provincial-sm3-key")
 
@@ -85,7 +99,7 @@ class MunicipalSettings(TargetSettings):
 
 class PortalSettings(TargetSettings):
     base_url: str = f"{SANDBOX_URL}/portal"
-    kinds: KindList = Field(default_factory=lambda: [Kind.LICENCE, Kind.PENALTY])
+    kinds: KindList = Field(default_factory=lambda: [Kind.LICENCE, Kind.PENALTY, *ARTICLE_KINDS])
     # Notices go one request each (a few at a time) whatever the batch; a larger lease only spreads the
     # database work of leasing and settling over more of them (drain benchmark: 2,650 -> 3,030 deliveries/s).
     batch_size: int = Field(default=200, ge=1, le=500)
@@ -127,10 +141,11 @@ class DeliverySettings(BaseModel):
 
 
 class DeadlineRuleSettings(BaseModel):
-    """Publish ``kinds`` on ``target`` within ``days`` calendar or working days of the decision date."""
+    """Publish ``kinds`` on ``target`` within ``days`` calendar or working days of the decision date. Articles
+    (cases, news) have no deadline by default: the plan counts them as quotas, not in the 公示率."""
 
     target: Literal["national", "provincial", "municipal", "portal"]
-    kinds: KindList = Field(default_factory=lambda: list(ALL_KINDS))
+    kinds: KindList = Field(default_factory=lambda: list(RECORD_KINDS))
     days: int = Field(ge=1, le=366)
     unit: Literal["calendar", "working"]
 
@@ -153,19 +168,6 @@ class DeadlineSettings(BaseModel):
     # (false: leave them empty, "unknown", until the year is added).
     provisional: bool = True
     at_risk_workdays: int = Field(default=3, ge=0, le=60)  # "at risk": unpublished and due within this many
-
-
-class PeriodRuleSet(BaseModel):
-    """How long a penalty stays public when the source gives no 公示截止期, for decisions from ``effective_from``.
-
-    The longest period of the decision's penalty categories applies (STANDARDS.md §3); months count from the
-    decision date.
-    """
-
-    name: str
-    effective_from: dt.date
-    default_months: int = Field(ge=0, le=120)
-    months_by_category: dict[str, int] = Field(default_factory=dict)
 
 
 _SEVERE = (
@@ -259,6 +261,18 @@ class CheckSettings(BaseModel):
     retention_days: int | None = Field(default=None, ge=1)  # None: kept for ever (留存查询记录)
 
 
+class QuotaSettings(BaseModel):
+    """The plan's quotas (三(四)2–4): the defaults are the plan's figures; the month-end window is how many of a
+    month's last working days a department still short of its monthly quota shows in the at-risk view."""
+
+    portal_news_per_month: int = Field(default=1, ge=0, le=1000)  # per department, on the bureau's website
+    municipal_news_per_month: int = Field(default=2, ge=0, le=1000)  # bureau-wide, to 信用怀化
+    cases_per_year: int = Field(default=1, ge=0, le=1000)  # per department, typical cases (典型案例)
+    red_list_per_year: int = Field(default=1, ge=0, le=1000)  # per department, red-list pushes
+    black_list_per_year: int = Field(default=1, ge=0, le=1000)  # per department, black-list pushes
+    month_end_workdays: int = Field(default=5, ge=0, le=23)  # 0: no month-end quota entries at risk
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -289,6 +303,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     report_mail: ReportMailSettings = Field(default_factory=ReportMailSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @model_validator(mode="after")
     def _no_demo_secrets_in_production(self) -> Settings:

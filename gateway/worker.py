@@ -25,7 +25,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from adapters.client import TargetClient
-from gateway import deadlines, shutdown, target_health
+from gateway import shutdown, target_health
 from gateway.clock import Clock
 from gateway.delivery import DeliveryEngine
 from gateway.gate import StoreBook, for_target
@@ -34,6 +34,7 @@ from outbox import notify
 from outbox.errors import StoreError
 from outbox.lifecycle import AttemptResult, RetryPolicy
 from outbox.store import Store
+from schemas import deadlines
 
 log = logging.getLogger("gateway.worker")
 

@@ -25,13 +25,14 @@ import psycopg
 import pytest
 from stdnum.cn import ric
 
-from gateway import deadlines, logs
+from gateway import logs
 from gateway.app import build_app
 from gateway.clock import ManualClock
 from gateway.settings import DeliverySettings, JobSettings, Settings
 from outbox import migrate
 from outbox.database import Database
 from outbox.store import Store
+from schemas import deadlines
 from tests import live
 
 for name in list(os.environ):  # the developer's shell must not leak configuration into tests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -16,9 +17,9 @@ from gateway.api.bodies import BodySlot, body_doc, json_body
 from gateway.api.problems import Problem, invalid
 from gateway.clock import local_date
 from gateway.intake import Checked, check_batch, check_one, read_json
-from gateway.services import Services
-from outbox.ingest import Stored
-from outbox.store import AtomicBatchRefused
+from gateway.services.bundle import Services
+from gateway.services.errors import AtomicBatchRefused
+from gateway.services.records import Incoming, Stored
 from schemas.enums import Kind, WithdrawReason
 from schemas.errors import FieldError
 from schemas.records import MODELS
@@ -29,7 +30,10 @@ SourceSystem = Annotated[
     docs.TextParam | None, Query(description="operators: which source system's record (when several use the id)")
 ]
 
-KIND_HELP = "licences (行政许可), penalties (行政处罚), commitments (信用承诺), list-changes (红黑名单变更)"
+KIND_HELP = (
+    "licences (行政许可), penalties (行政处罚), commitments (信用承诺), list-changes (红黑名单变更), "
+    "cases (典型案例), news (工作动态)"
+)
 
 
 def _kind(value: str) -> Kind:
@@ -51,14 +55,21 @@ def _withdrawn_error(field: str) -> FieldError:
     )
 
 
-def _single_body(stored: Stored) -> dict[str, Any]:
+def _single_body(stored: Stored, incoming: Incoming) -> dict[str, Any]:
     return {
         "id": stored.record_id,
         "source_id": stored.source_id,
         "version": stored.version,
         "status": stored.status,
         "deliveries": stored.deliveries,
+        **_removed(incoming),
     }
+
+
+def _removed(incoming: Incoming) -> dict[str, Any]:
+    """Articles: what cleaning took out of content_html, so the source can see what the portal will not show."""
+    removed = incoming.canonical.removed
+    return {"removed": [r.as_dict() for r in removed]} if removed else {}
 
 
 @router.post(
@@ -93,9 +104,9 @@ async def post_record(kind: docs.KindName, request: Request, principal: Principa
     data = await read_json(request, services.settings.max_body_bytes)
     incoming = check_one(k, data, local_date(services.clock))
     if isinstance(incoming, list):
-        await run_in_threadpool(services.refused, principal, k, incoming)
+        await run_in_threadpool(services.records.refused, principal.actor, k, incoming)
         raise invalid(incoming)
-    [stored] = await run_in_threadpool(services.ingest, principal, k, [incoming], False)
+    [stored] = await run_in_threadpool(services.records.ingest, principal.actor, k, [incoming], False)
     if stored.status == "withdrawn":
         raise Problem(
             409,
@@ -104,7 +115,7 @@ async def post_record(kind: docs.KindName, request: Request, principal: Principa
             f"{k.value} {stored.source_id!r} was withdrawn; it takes no new content",
             errors=[_withdrawn_error("source_id")],
         )
-    return _json(_single_body(stored), 201 if stored.status in ("created", "updated") else 200)
+    return _json(_single_body(stored, incoming), 201 if stored.status in ("created", "updated") else 200)
 
 
 @router.post(
@@ -152,11 +163,13 @@ async def post_batch(
     )
     if checked.refused:
         refused = [e for i in sorted(checked.refused) for e in checked.refused[i]]
-        await run_in_threadpool(services.refused, principal, k, refused, len(checked.refused))
+        await run_in_threadpool(services.records.refused, principal.actor, k, refused, len(checked.refused))
     if atomic and checked.refused:
         raise invalid(refused, f"{len(checked.refused)} item(s) refused; atomic batch: nothing was stored")
     try:
-        stored = await run_in_threadpool(services.ingest, principal, k, [i for _, i in checked.accepted], atomic)
+        stored = await run_in_threadpool(
+            services.records.ingest, principal.actor, k, [i for _, i in checked.accepted], atomic
+        )
     except AtomicBatchRefused as exc:
         index_of = {inc.canonical.source_id: idx for idx, inc in checked.accepted}
         raise invalid(
@@ -172,7 +185,7 @@ async def post_batch(
 
 def _batch_results(checked: Checked, stored: list[Stored]) -> list[dict[str, Any]]:
     by_index: dict[int, dict[str, Any]] = {}
-    for (index, _), s in zip(checked.accepted, stored, strict=True):
+    for (index, incoming), s in zip(checked.accepted, stored, strict=True):
         if s.status == "withdrawn":
             by_index[index] = {
                 "index": index,
@@ -180,7 +193,13 @@ def _batch_results(checked: Checked, stored: list[Stored]) -> list[dict[str, Any
                 "errors": [_withdrawn_error(f"items[{index}].source_id").as_dict()],
             }
         else:
-            by_index[index] = {"index": index, "status": s.status, "id": s.record_id, "version": s.version}
+            by_index[index] = {
+                "index": index,
+                "status": s.status,
+                "id": s.record_id,
+                "version": s.version,
+                **_removed(incoming),
+            }
     for index, errors in checked.refused.items():
         by_index[index] = {"index": index, "status": "rejected", "errors": [e.as_dict() for e in errors]}
     for index, original in checked.echoes.items():
@@ -222,7 +241,12 @@ async def withdraw(
     k = _kind(kind)
     services: Services = request.app.state.services
     system = principal.name if principal.role == "source" else source_system
-    result = await run_in_threadpool(services.withdraw, principal, k, source_id, body, system)
+    result = await run_in_threadpool(
+        partial(services.records.withdraw, reason=body.reason, note=body.note, source_system=system),
+        principal.actor,
+        k,
+        source_id,
+    )
     return _json(
         {
             "id": result.record_id,
@@ -252,5 +276,4 @@ async def get_record(
         raise forbid(principal, f"read {k.value}")
     services: Services = request.app.state.services
     system = principal.name if principal.role == "source" else source_system
-    view = await run_in_threadpool(services.store.record_view, k, source_id, system)
-    return _json(services.housekeeping.annotate(view))
+    return _json(await run_in_threadpool(services.records.view, k, source_id, system))
