@@ -255,6 +255,8 @@ def keys_create(
     """Create an API key. The key is printed once, alone on the last line; only its hash is stored."""
     if role not in ("source", "operator"):
         raise _fail(ValueError("--role must be source or operator"))
+    if not name.strip():
+        raise _fail(ValueError("--name must name the key's holder (a source system or an operator)"))
     chosen: tuple[str, ...] | None = None
     if kinds:
         try:
@@ -329,9 +331,11 @@ def deliveries_dead(
     kind: Annotated[str | None, typer.Option(help="only this kind (licences, penalties, ...)")] = None,
     department: Annotated[str | None, typer.Option(help="only this department (科室)")] = None,
     code: Annotated[str | None, typer.Option(help="only this error code of the target")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many rows")] = 100,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many rows")] = 100,
 ) -> None:
     """List dead letters: deliveries that failed for good, with the target's own code and message."""
+    if kind is not None:
+        kind = _record_kind(kind).value
     services = _services()
     with _store_errors(), _known_targets():
         if target is not None:
@@ -527,6 +531,9 @@ def report(
     if recipients and settings.smtp.host is None:
         raise _fail(ValueError("--email needs an SMTP server: set CREDIT_GATEWAY_SMTP__HOST (and __PORT, __FROM)"))
     files = _outputs(formats, output, chosen.label)
+    for path in files.values():  # before anything is computed or stored
+        if not path.parent.is_dir():
+            raise _fail(ValueError(f"{path}: no folder {path.parent}"))
     services = _services(settings)
     housekeeping = services.housekeeping
     with (
@@ -543,7 +550,10 @@ def report(
         else:
             report_id, data = None, housekeeping.compute_report(chosen, as_of=day, progress=step)
         for fmt, path in files.items():
-            path.write_bytes(render(data, fmt))  # type: ignore[arg-type]
+            try:
+                path.write_bytes(render(data, fmt))  # type: ignore[arg-type]
+            except OSError as exc:
+                raise _fail(ValueError(f"{path}: {exc.strerror or exc}")) from None
             step(f"{path} written")
     total = data["summary"]["total"]
     rate = "no rate (nothing counted)" if total["rate"] is None else f"{total['rate'] * 100:.2f}%"
@@ -591,7 +601,7 @@ def deliveries_at_risk(
     workdays: Annotated[
         int | None, typer.Option(min=0, help="due within this many working days (default from settings)")
     ] = None,
-    limit: Annotated[int, typer.Option(help="at most this many rows")] = 100,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many rows")] = 100,
 ) -> None:
     """Unpublished deliveries close to (or past) their deadline, earliest due first."""
     from schemas.calendar import OutsideCalendar
@@ -718,6 +728,8 @@ def import_command(
             )
         except (FileError, HeaderError) as exc:
             raise _fail(exc) from None
+        except OSError as exc:  # an --errors-out folder that is not there, a file that cannot be read
+            raise _fail(ValueError(f"{exc.filename or file}: {exc.strerror or exc}")) from None
     for name in outcome.unknown_columns:
         err.print(f"[yellow]ignored column:[/yellow] {name!r} is not a column of the {chosen.label} template")
     if outcome.errors_file is not None:
@@ -792,7 +804,7 @@ def checks_list(
     period: Annotated[str, typer.Option(help="when the checks were made: 2026-11, 2026-Q4, 2026 or 2026-11-05")],
     department: Annotated[str | None, typer.Option(help="only this department")] = None,
     advice: Annotated[str | None, typer.Option(help="only this advice (restrict, caution, reward, no_record)")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many rows")] = 1000,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many rows")] = 1000,
 ) -> None:
     """The kept checks of a period (ID numbers masked), with their latest measure."""
     from schemas.periods import PeriodError, parse_period

@@ -198,29 +198,49 @@ def test_only_serve_and_migrate_make_a_database(tmp_path: Path) -> None:
     assert run(["keys", "list"], env, tmp_path).returncode == 0
 
 
-def test_bad_values_get_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+Case = tuple[list[str], dict[str, str], str]
+# the issue's own examples
+BAD_VALUES: list[Case] = [
+    (["deliveries", "at-risk", "--workdays", "-3"], {}, "'--workdays'"),
+    (["report", "--period", "2026-10", "--as-of", "2026-02-30"], {}, "--as-of takes a day as YYYY-MM-DD"),
+    (["keys", "list"], {"CREDIT_GATEWAY_DATABASE_URL": "not-a-url"}, "database_url: "),
+    (["deliveries", "requeue", "999", "1000"], {}, "no delivery with id 999, 1000; nothing requeued"),
+    (["deliveries", "dead", "--target", "foo"], {}, "'foo' is not a target; choose one of national, provincial"),
+    (["records", "show", "licences", "NOPE"], {}, "no licences record with source_id 'NOPE'"),
+]
+# the sweep of every command with a bad value
+MORE_BAD_VALUES: list[Case] = [
+    (["rates", "--period", "2026-10", "--as-of", "2026-02-30"], {}, "day is out of range for month"),
+    (["rates", "--period", "2026-13"], {}, "period '2026-13'"),
+    (["keys", "list"], {"CREDIT_GATEWAY_DATABASE_URL": "mysql://u@h/db"}, "database_url: "),
+    (["deliveries", "cancel", "77"], {}, "no delivery with id 77; nothing cancelled"),
+    (["deliveries", "requeue", "abc"], {}, "Invalid value for 'ids'"),
+    (["records", "show", "permits", "X"], {}, "'permits' is not a record kind"),
+    (["targets", "replay", "national", "--since", "2026-02-30"], {}, "--since takes a day"),
+    (["targets", "reconcile", "county"], {}, "'county' is not a target"),
+    (["keys", "list", "--bogus"], {}, "No such option: --bogus"),
+    (["serve", "--port", "70000"], {}, "'--port'"),
+    (["checks", "list", "--period", "soon"], {}, "period 'soon'"),
+    (["deliveries", "dead", "--kind", "permits"], {}, "'permits' is not a record kind"),
+    (["deliveries", "dead", "--limit", "0"], {}, "'--limit'"),
+    (["keys", "create", "--name", " ", "--role", "source"], {}, "--name must name the key's holder"),
+    (["report", "--period", "2026-10", "-f", "json", "-o", "/nonexistent/r.json"], {}, "no folder /nonexistent"),
+]
+
+
+def _refused_in_one_line(cases: list[Case], tmp_path: Path) -> None:
     env = env_for(tmp_path)
     assert run(["migrate"], env, tmp_path).returncode == 0
-    cases: list[tuple[list[str], dict[str, str], str]] = [
-        (["deliveries", "at-risk", "--workdays", "-3"], {}, "'--workdays'"),
-        (["report", "--period", "2026-10", "--as-of", "2026-02-30"], {}, "--as-of takes a day as YYYY-MM-DD"),
-        (["rates", "--period", "2026-10", "--as-of", "2026-02-30"], {}, "day is out of range for month"),
-        (["rates", "--period", "2026-13"], {}, "period '2026-13'"),
-        (["keys", "list"], {"CREDIT_GATEWAY_DATABASE_URL": "not-a-url"}, "database_url: "),
-        (["keys", "list"], {"CREDIT_GATEWAY_DATABASE_URL": "mysql://u@h/db"}, "database_url: "),
-        (["deliveries", "requeue", "999", "1000"], {}, "no delivery with id 999, 1000; nothing requeued"),
-        (["deliveries", "cancel", "77"], {}, "no delivery with id 77; nothing cancelled"),
-        (["deliveries", "requeue", "abc"], {}, "Invalid value for 'ids'"),
-        (["deliveries", "dead", "--target", "foo"], {}, "'foo' is not a target; choose one of national, provincial"),
-        (["records", "show", "permits", "X"], {}, "'permits' is not a record kind"),
-        (["records", "show", "licences", "NOPE"], {}, "no licences record with source_id 'NOPE'"),
-        (["targets", "replay", "national", "--since", "2026-02-30"], {}, "--since takes a day"),
-        (["targets", "reconcile", "county"], {}, "'county' is not a target"),
-        (["keys", "list", "--bogus"], {}, "No such option: --bogus"),
-        (["serve", "--port", "70000"], {}, "'--port'"),
-        (["checks", "list", "--period", "soon"], {}, "period 'soon'"),
-    ]
     results = _run_all([args for args, _, _ in cases], [env | extra for _, extra, _ in cases], tmp_path)
     for (args, _, expected), result in zip(cases, results, strict=True):
         assert result.returncode != 0, (args, result.stdout)
         assert expected in _one_line(result.stderr), (args, result.stderr)
+
+
+def test_bad_values_get_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    _refused_in_one_line(BAD_VALUES, tmp_path)
+
+
+@pytest.mark.slow
+def test_every_command_refuses_a_bad_value_in_one_line(tmp_path: Path) -> None:
+    _refused_in_one_line(MORE_BAD_VALUES, tmp_path)
