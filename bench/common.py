@@ -28,8 +28,10 @@ def create_key(env: dict[str, str], cwd: Path | None = None) -> str:
     import subprocess
     import sys
 
+    cli = [sys.executable, "-m", "gateway.cli"]
+    subprocess.run([*cli, "migrate"], env=env, cwd=cwd, check=True, capture_output=True)  # keys create makes none
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "keys", "create", "--name", "bench", "--role", "source"],
+        [*cli, "keys", "create", "--name", "bench", "--role", "source"],
         env=env,
         cwd=cwd,
         check=True,

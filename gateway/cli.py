@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import cli_people, logs, server, shutdown
+from gateway import cli_base, cli_people, logs, project, server, shutdown
 from gateway.services.actors import Actor
 from gateway.services.errors import StoreError, UnknownTarget
 from gateway.settings import Settings
@@ -40,22 +41,16 @@ targets_app = typer.Typer(
 app.add_typer(targets_app, name="targets")
 app.add_typer(cli_people.users_app, name="users")
 app.add_typer(cli_people.audit_app, name="audit")
-err = Console(stderr=True)
+err = cli_base.err
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
+def _settings(*, demo: bool = True) -> Settings:
+    return cli_base.settings(demo=demo)
 
 
 def _services(settings: Settings | None = None) -> Services:
-    """The application layer from the one composition root (nothing connects until a use case runs)."""
-    from gateway.compose import build_services
-
-    return build_services(settings or _settings())
+    """The application layer from the one composition root, on a database that exists and is migrated."""
+    return cli_base.services(settings)
 
 
 @contextmanager
@@ -68,8 +63,7 @@ def _store_errors() -> Iterator[None]:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
+    return cli_base.fail(str(exc))
 
 
 @app.callback()
@@ -87,7 +81,9 @@ def serve(
     host: Annotated[
         str | None, typer.Option(help="address to listen on [default: CREDIT_GATEWAY_HOST or 127.0.0.1]")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="port to listen on [default: CREDIT_GATEWAY_PORT or 8600]")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="port to listen on [default: CREDIT_GATEWAY_PORT or 8600]")
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -102,18 +98,21 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs), after migrating the database to the newest schema."""
+    from contextlib import nullcontext
+
     import uvicorn
 
     from gateway.app import build_app
 
-    settings = _settings()
+    settings = _settings(demo=False)
     logs.configure(settings.log_level, settings.log_format)
     listen_host, listen_port = host or settings.host, port or settings.port
+    sandbox_base = f"http://{_loopback(listen_host)}:{listen_port}/sandbox"
     if sandbox:
         from gateway.targets import point_at_sandbox
 
-        point_at_sandbox(settings, f"http://{_loopback(listen_host)}:{listen_port}/sandbox")
-    services = _services(settings)
+        point_at_sandbox(settings, sandbox_base)
+    services = cli_base.services(settings, create=True)
     with _store_errors():
         services.migrate()
     if sandbox:
@@ -130,6 +129,9 @@ def serve(
     }
     count = workers or settings.workers
     if count > 1 and not sandbox:  # each worker process builds its own app and engine from the same environment
+        import os
+
+        os.environ["CREDIT_GATEWAY_DATABASE_URL"] = settings.database_url  # the project folder's, as found here
         uvicorn.run("gateway.app:app_from_environment", factory=True, workers=count, **options)  # type: ignore[arg-type]
         return
     application = build_app(settings)
@@ -137,7 +139,9 @@ def serve(
         from adapters.sandbox.app import create_sandbox
 
         application.mount("/sandbox", create_sandbox())
-    uvicorn.run(application, **options)  # type: ignore[arg-type]
+    # the demo says beside its database where its sandbox is, so other commands on it reach the same platforms
+    with project.announce_sandbox(settings.database_url, sandbox_base) if sandbox else nullcontext():
+        uvicorn.run(application, **options)  # type: ignore[arg-type]
 
 
 def _loopback(host: str) -> str:
@@ -147,7 +151,7 @@ def _loopback(host: str) -> str:
 @app.command("sandbox")
 def sandbox_command(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8700,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8700,
     db: Annotated[str, typer.Option(help="SQLite file for what the platforms hold (default: in memory)")] = ":memory:",
     faults: Annotated[
         Path | None, typer.Option(help='JSON file of faults per target: {"national": {...}, ...}')
@@ -191,6 +195,7 @@ def worker(
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
+    cli_base.require_database(settings)
     services = build_worker_services(settings)
     with _store_errors():
         if not services.schema_is_current():
@@ -228,7 +233,7 @@ def _worker_probe(services: Services, host: str, port: int | None) -> Any:
 @app.command()
 def migrate() -> None:
     """Bring the database (CREDIT_GATEWAY_DATABASE_URL) to the newest schema version."""
-    services = _services()
+    services = cli_base.services(create=True)
     with _store_errors():
         revision = services.migrate()
     typer.echo(f"database at schema revision {revision}")
@@ -250,6 +255,8 @@ def keys_create(
     """Create an API key. The key is printed once, alone on the last line; only its hash is stored."""
     if role not in ("source", "operator"):
         raise _fail(ValueError("--role must be source or operator"))
+    if not name.strip():
+        raise _fail(ValueError("--name must name the key's holder (a source system or an operator)"))
     chosen: tuple[str, ...] | None = None
     if kinds:
         try:
@@ -262,7 +269,6 @@ def keys_create(
             raise _fail(ValueError(f"--kinds takes {', '.join(k.value for k in Kind)}, credit-checks")) from None
     services = _services()
     with _store_errors():
-        services.migrate()
         key, info = services.keys.create(_actor(), name=name, role=role, kinds=chosen)
     err.print(
         f"created {info.role} key {info.prefix}… for {info.name!r} "
@@ -325,11 +331,16 @@ def deliveries_dead(
     kind: Annotated[str | None, typer.Option(help="only this kind (licences, penalties, ...)")] = None,
     department: Annotated[str | None, typer.Option(help="only this department (科室)")] = None,
     code: Annotated[str | None, typer.Option(help="only this error code of the target")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many rows")] = 100,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many rows")] = 100,
 ) -> None:
     """List dead letters: deliveries that failed for good, with the target's own code and message."""
-    with _store_errors():
-        total, items = _services().operations.dead_letters(
+    if kind is not None:
+        kind = _record_kind(kind).value
+    services = _services()
+    with _store_errors(), _known_targets():
+        if target is not None:
+            services.operations.known_target(target)
+        total, items = services.operations.dead_letters(
             target=target, kind=kind, department=department, code=code, limit=limit
         )
     table = Table("id", "target", "kind", "source_id", "department", "v", "attempts", "code", "message")
@@ -347,11 +358,20 @@ def deliveries_dead(
     err.print(f"{len(items)} of {total} dead letters")
 
 
+def _known_deliveries(services: Services, ids: list[int], verb: str) -> None:
+    """Refuse the whole command when an id names no delivery (a typo would otherwise pass as "0 of 1")."""
+    unknown = services.operations.unknown_deliveries(ids)
+    if unknown:
+        raise _fail(LookupError(f"no delivery with id {', '.join(map(str, unknown))}; nothing {verb}"))
+
+
 @deliveries_app.command("requeue")
 def deliveries_requeue(ids: Annotated[list[int], typer.Argument(help="delivery ids from `deliveries dead`")]) -> None:
     """Send dead deliveries again, with a fresh retry budget."""
+    services = _services()
     with _store_errors():
-        count = _services().operations.requeue(_actor(), ids)
+        _known_deliveries(services, ids, "requeued")
+        count = services.operations.requeue(_actor(), ids)
     typer.echo(f"requeued {count} of {len(ids)}")
 
 
@@ -361,8 +381,10 @@ def deliveries_cancel(
     reason: Annotated[str | None, typer.Option(help="why (kept in the audit log)")] = None,
 ) -> None:
     """Give up on deliveries (dead, pending or waiting to retry)."""
+    services = _services()
     with _store_errors():
-        count = _services().operations.cancel(_actor(), ids, reason)
+        _known_deliveries(services, ids, "cancelled")
+        count = services.operations.cancel(_actor(), ids, reason)
     typer.echo(f"cancelled {count} of {len(ids)}")
 
 
@@ -423,18 +445,24 @@ def targets_replay(
     dry_run: Annotated[bool, typer.Option("--dry-run/--send", help="list only (default), or really send")] = True,
 ) -> None:
     """Re-send to a target what it accepted since a day (after it lost data). Lists first unless --send."""
-    import datetime as dt
-
+    day = _day("--since", since)
+    assert day is not None
     services = _services()
-    try:
-        day = dt.date.fromisoformat(since)
-    except ValueError:
-        raise _fail(ValueError(f"--since takes YYYY-MM-DD, got {since!r}")) from None
     with _store_errors(), _known_targets():
         plan = services.operations.replay(_actor(), target, day, dry_run)
     for p in plan:
         typer.echo(f"{p['kind']}\t{p['source_system']}\t{p['source_id']}\tv{p['version']}\t{p['key']}")
     err.print(f"{len(plan)} record(s) {'would be' if dry_run else 'are'} sent again to {target}")
+
+
+def _day(option: str, text: str | None) -> dt.date | None:
+    """A YYYY-MM-DD option as a date, or one line naming the option and why (2026-02-30: no such day)."""
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise _fail(ValueError(f"{option} takes a day as YYYY-MM-DD, got {text!r} ({exc})")) from None
 
 
 def _outputs(formats: list[str], output: Path | None, label: str) -> dict[str, Path]:
@@ -489,8 +517,6 @@ def report(
 ) -> None:
     """Build a 公示率 report for a period (summary, by department, overdue, late, yearly quotas), store it once,
     write the formats asked and, with --email, send it now the way scheduled reports are sent."""
-    import datetime as dt
-
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gateway.reports.build import STEPS
@@ -504,15 +530,18 @@ def report(
     recipients = _addresses(email)
     try:
         chosen = parse_period(period)
-        day = dt.date.fromisoformat(as_of) if as_of else None
-    except (PeriodError, ValueError) as exc:
+    except PeriodError as exc:
         raise _fail(exc) from None
+    day = _day("--as-of", as_of)
     settings = _settings()
     if recipients and not store_it:
         raise _fail(ValueError("--email sends a stored report (mail is retried from it): drop --no-store"))
     if recipients and settings.smtp.host is None:
         raise _fail(ValueError("--email needs an SMTP server: set CREDIT_GATEWAY_SMTP__HOST (and __PORT, __FROM)"))
     files = _outputs(formats, output, chosen.label)
+    for path in files.values():  # before anything is computed or stored
+        if not path.parent.is_dir():
+            raise _fail(ValueError(f"{path}: no folder {path.parent}"))
     services = _services(settings)
     housekeeping = services.housekeeping
     with (
@@ -529,7 +558,10 @@ def report(
         else:
             report_id, data = None, housekeeping.compute_report(chosen, as_of=day, progress=step)
         for fmt, path in files.items():
-            path.write_bytes(render(data, fmt))  # type: ignore[arg-type]
+            try:
+                path.write_bytes(render(data, fmt))  # type: ignore[arg-type]
+            except OSError as exc:
+                raise _fail(ValueError(f"{path}: {exc.strerror or exc}")) from None
             step(f"{path} written")
     total = data["summary"]["total"]
     rate = "no rate (nothing counted)" if total["rate"] is None else f"{total['rate'] * 100:.2f}%"
@@ -575,9 +607,9 @@ def _send_now(services: Services, period: Any, report_id: int, recipients: list[
 @deliveries_app.command("at-risk")
 def deliveries_at_risk(
     workdays: Annotated[
-        int | None, typer.Option(help="due within this many working days (default from settings)")
+        int | None, typer.Option(min=0, help="due within this many working days (default from settings)")
     ] = None,
-    limit: Annotated[int, typer.Option(help="at most this many rows")] = 100,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many rows")] = 100,
 ) -> None:
     """Unpublished deliveries close to (or past) their deadline, earliest due first."""
     from schemas.calendar import OutsideCalendar
@@ -704,6 +736,8 @@ def import_command(
             )
         except (FileError, HeaderError) as exc:
             raise _fail(exc) from None
+        except OSError as exc:  # an --errors-out folder that is not there, a file that cannot be read
+            raise _fail(ValueError(f"{exc.filename or file}: {exc.strerror or exc}")) from None
     for name in outcome.unknown_columns:
         err.print(f"[yellow]ignored column:[/yellow] {name!r} is not a column of the {chosen.label} template")
     if outcome.errors_file is not None:
@@ -778,7 +812,7 @@ def checks_list(
     period: Annotated[str, typer.Option(help="when the checks were made: 2026-11, 2026-Q4, 2026 or 2026-11-05")],
     department: Annotated[str | None, typer.Option(help="only this department")] = None,
     advice: Annotated[str | None, typer.Option(help="only this advice (restrict, caution, reward, no_record)")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many rows")] = 1000,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many rows")] = 1000,
 ) -> None:
     """The kept checks of a period (ID numbers masked), with their latest measure."""
     from schemas.periods import PeriodError, parse_period
@@ -819,8 +853,152 @@ def checks_purge() -> None:
     typer.echo(f"deleted {count} check(s) older than {settings.checks.retention_days} days")
 
 
+records_app = typer.Typer(
+    help="A record as the API's GET shows it: versions, deliveries, attempts.", no_args_is_help=True
+)
+app.add_typer(records_app, name="records")
+
+
+def _print_json(value: Any) -> None:
+    import orjson
+
+    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+
+
+def _record_kind(text: str) -> Kind:
+    chosen = Kind.parse(text)
+    if chosen is None:
+        raise _fail(ValueError(f"{text!r} is not a record kind; choose one of {', '.join(k.value for k in Kind)}"))
+    return chosen
+
+
+@records_app.command("show")
+def records_show(
+    kind: Annotated[str, typer.Argument(help="licences, penalties, commitments, list-changes, cases or news")],
+    source_id: Annotated[str, typer.Argument(help="the source system's id of the record")],
+    source_system: Annotated[
+        str | None, typer.Option(help="the record's source system, when several use this source_id")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's JSON (GET /api/v1/{kind}/{source_id})")] = False,
+) -> None:
+    """A record: current content's summary, its versions, and each delivery with its deadline standing and
+    attempts (the same view as the API's GET)."""
+    chosen = _record_kind(kind)
+    services = _services()
+    with _store_errors():
+        view = services.records.view(chosen, source_id, source_system)
+    if as_json:
+        _print_json(view)
+        return
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    withdrawn = view["withdrawn"]
+    out.print(
+        f"[bold]{view['kind']} {view['source_id']}[/bold] (record {view['id']}, source system {view['source_system']}, "
+        f"origin {view['origin']}): version {view['version']}, decided on {view['decided_on']}"
+        + (f"; withdrawn {withdrawn['at']} ({withdrawn['reason']})" if withdrawn else ""),
+        highlight=False,
+    )
+    versions = Table("version", "received at", "content hash", title="versions")
+    for v in view["versions"]:
+        versions.add_row(str(v["version"]), v["received_at"], v["content_hash"])
+    deliveries = Table("target", "v", "operation", "state", "due", "standing", "published at", "last code", "message")
+    deliveries.title = "deliveries"
+    attempts = Table("target", "v", "operation", "at", "outcome", "code", "message", "ms", title="attempts")
+    for table in (deliveries, attempts):
+        for column in table.columns:
+            column.overflow = "fold"
+    for d in view["deliveries"]:
+        due = (d["due_date"] or "") + (" 暂定" if d.get("due_date_basis") == "provisional" else "")
+        deliveries.add_row(
+            d["target"],
+            str(d["version"]),
+            d["operation"],
+            d["state"],
+            due,
+            d.get("standing") or "",
+            d["published_at"] or "",
+            d["last_code"] or "",
+            d["last_message"] or d.get("due_note") or "",
+        )
+        for a in d["attempts"]:
+            attempts.add_row(
+                d["target"],
+                str(d["version"]),
+                d["operation"],
+                a["at"],
+                a["outcome"],
+                a["code"] or "",
+                a["message"] or "",
+                "" if a["duration_ms"] is None else str(a["duration_ms"]),
+            )
+    out.print(versions, deliveries, attempts)
+
+
+def _rate(counts: dict[str, Any]) -> str:
+    return "—" if counts["rate"] is None else f"{counts['rate'] * 100:.2f}%"
+
+
+@app.command()
+def rates(
+    period: Annotated[str, typer.Option(help="2026-10 (month), 2026-Q4 (quarter), 2026 (year) or 2026-10-05 (day)")],
+    as_of: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD: judge standings at the end of this day (default today)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's JSON (GET /api/v1/rates)")] = False,
+) -> None:
+    """公示率 of a period by target, kind and department, computed now and not stored (the API's /rates)."""
+    from schemas.periods import PeriodError, parse_period
+
+    try:
+        chosen = parse_period(period)
+    except PeriodError as exc:
+        raise _fail(exc) from None
+    day = _day("--as-of", as_of)
+    services = _services()
+    with _store_errors():
+        data = services.housekeeping.compute_report(chosen, as_of=day)
+    if as_json:
+        _print_json(data)
+        return
+    columns = ("on time", "late", "overdue", "pending", "公示率")
+    table = Table("target", "kind", "department", *columns, title=f"公示率 {chosen.label} (as of {data['as_of']})")
+    for g in data["groups"]:
+        table.add_row(
+            g["target"],
+            g["kind"],
+            g["department"],
+            *(str(g[k]) for k in ("on_time", "late", "overdue", "pending")),
+            _rate(g),
+        )
+    total = data["summary"]["total"]
+    table.add_section()
+    table.add_row(
+        "all", "", "", *(str(total[k]) for k in ("on_time", "late", "overdue", "pending")), _rate(total), style="bold"
+    )
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    err.print(f"{chosen.label}: 公示率 {_rate(total)} over {total['counted']} counted deliveries", highlight=False)
+
+
 def main() -> None:
-    app()
+    """The command, with usage errors (a bad option value, a missing argument) as one line like every refusal."""
+    from typer.exceptions import TyperException  # the vendored click's ClickException and UsageError derive from it
+
+    try:
+        code = app(standalone_mode=False)
+    except TyperException as exc:
+        message = exc.format_message()
+        if not message:  # a group run bare: its help is already printed
+            raise SystemExit(exc.exit_code) from None
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        raise SystemExit(_usage(message + hint, exc.exit_code)) from None
+    except typer.Abort:
+        raise SystemExit(_usage("aborted", 130)) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _usage(message: str, code: int) -> int:
+    return cli_base.fail(message, code).exit_code
 
 
 if __name__ == "__main__":

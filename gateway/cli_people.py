@@ -21,7 +21,6 @@ from rich.table import Table
 
 from gateway.services.actors import Actor
 from gateway.services.errors import StoreError
-from gateway.settings import Settings
 from schemas.calendar import ZONE
 
 if TYPE_CHECKING:
@@ -68,18 +67,10 @@ def _refusals() -> Iterator[None]:
 
 
 def _services() -> Services:
-    """The application layer for a command that needs a migrated database."""
-    from gateway.compose import build_services
+    """The application layer for a command that needs a migrated database (it never creates one)."""
+    from gateway import cli_base
 
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        raise _fail(f"configuration error: {exc}", 2) from None
-    services = build_services(settings)
-    with _refusals():
-        if not services.schema_is_current():
-            raise _fail("the database schema is not current: run `credit-gateway migrate` first")
-    return services
+    return cli_base.services()
 
 
 def _people() -> People:

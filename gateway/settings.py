@@ -56,6 +56,23 @@ class TargetSettings(BaseModel):
         return self.exchange_deadline_seconds or 3 * self.timeout_seconds
 
 
+def _database_url(value: str) -> str:
+    """A URL SQLAlchemy can parse, for a database the gateway speaks (SQLite or PostgreSQL): a typo fails at start
+    with the variable's name, not as a driver traceback on the first query."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(value).get_backend_name()
+    except ArgumentError:
+        backend = None
+    if backend not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError(
+            "not a database URL the gateway speaks: sqlite:///path/to/file.db or postgresql+psycopg://user@host:port/db"
+        )
+    return value
+
+
 def _no_articles(kinds: list[Kind]) -> list[Kind]:
     """The national and provincial platforms hold records only: articles go to the portal and 信用怀化."""
     wrong = [k.value for k in kinds if k in ARTICLE_KINDS]
@@ -279,7 +296,8 @@ class Settings(BaseSettings):
     )
 
     environment: Literal["development", "production"] = "development"
-    database_url: str = "sqlite:///./credit-gateway.db"
+    # the default's folder is the project folder when the CLI runs (gateway/project.py), else the current one
+    database_url: Annotated[str, AfterValidator(_database_url)] = "sqlite:///./credit-gateway.db"
     db_pool_size: int = Field(default=16, ge=1, le=200)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     host: str = "127.0.0.1"

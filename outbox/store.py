@@ -133,6 +133,9 @@ class Store:
     def known_hashes(self, source_system: str, kind: Kind, source_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
         return self.db.read(lambda conn: views.known_hashes(conn, source_system, kind, list(source_ids)))
 
+    def existing_deliveries(self, ids: Sequence[int]) -> set[int]:
+        return self.db.read(lambda conn: views.existing_deliveries(conn, list(ids)))
+
     def source_system_of(self, kind: Kind, source_id: str) -> str:
         """The source system of the only record with this kind and source_id (operators may omit it)."""
         return str(self.db.read(lambda conn: views.find_record(conn, kind, source_id, None).source_system))

@@ -109,3 +109,10 @@ def known_hashes(
         )
     )
     return {r.source_id: (r.content_hash, r.withdrawn_at is not None) for r in rows}
+
+
+def existing_deliveries(conn: Connection, ids: list[int]) -> set[int]:
+    """Which of these delivery ids exist (an operator's action names the ones that do not)."""
+    if not ids:
+        return set()
+    return set(conn.execute(sa.select(delivery.c.id).where(delivery.c.id.in_(ids))).scalars())

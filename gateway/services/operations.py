@@ -45,6 +45,11 @@ class Operations:
         """Deliveries that failed for good (filters: target, kind, department, code, limit, offset)."""
         return self.store.dead_letters(**filters)
 
+    def unknown_deliveries(self, ids: Sequence[int]) -> list[int]:
+        """The ids among ``ids`` that name no delivery, in the order given (for a refusal that names them)."""
+        found = self.store.existing_deliveries(ids)
+        return [i for i in dict.fromkeys(ids) if i not in found]
+
     def requeue(self, actor: Actor, ids: Sequence[int]) -> int:
         count = self.store.requeue(ids=ids, actor=actor, now=self.clock.now())
         self.wake(name for name, t in self.settings.targets.items() if t.enabled)

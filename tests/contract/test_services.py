@@ -15,13 +15,16 @@ import sqlalchemy as sa
 
 from gateway.clock import ManualClock
 from gateway.compose import build_services
+from gateway.jobs import Jobs
 from gateway.services.actors import Actor
 from gateway.services.errors import UnknownTarget
 from gateway.settings import Settings
 from outbox import tables
 from outbox.store import Store
+from schemas.enums import Kind
 from tests.conftest import bearer
-from tests.factories import licence
+from tests.contract.test_store import incoming
+from tests.factories import licence, penalty
 
 
 def _dead(store: Store, delivery_id: int) -> None:
@@ -82,6 +85,61 @@ def test_requeue_by_api_cli_and_service_each_names_its_actor(
         ("credit-office", "operator", [delivery_id]),
         ("王五", "cli", [delivery_id]),
         ("nightly-check", "system", [delivery_id]),
+    ]
+
+
+def _withdrawals(store: Store) -> list[tuple[str, str, str]]:
+    a = tables.audit_event
+    rows = store.db.read(
+        lambda c: c.execute(
+            sa.select(a.c.actor, a.c.role, a.c.source_id).where(a.c.action == "record.withdraw").order_by(a.c.seq)
+        ).all()
+    )
+    return [(r.actor, r.role, r.source_id) for r in rows]
+
+
+def test_withdrawal_by_api_cli_and_the_scheduled_expiry_each_names_its_actor(
+    client: httpx.Client, settings: Settings, store: Store, clock: ManualClock, source_key: str, tmp_path: Path
+) -> None:
+    """The scheduled path too: the nightly expiry job, run as APScheduler runs it, signs as the scheduler."""
+    headers = bearer(source_key)
+    client.post("/api/v1/penalties", json=penalty("WD-api"), headers=headers).raise_for_status()
+    withdrawn = client.post("/api/v1/penalties/WD-api/withdraw", json={"reason": "revoked"}, headers=headers)
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    def ended(source_id: str) -> None:  # a penalty whose own publication period ended before today
+        data = penalty(source_id, decision_date="2026-01-05", valid_until="2026-01-12", publish_until="2026-11-20")
+        store.ingest(
+            source_system="approval-system",
+            kind=Kind.PENALTY,
+            items=[incoming(data, Kind.PENALTY)],
+            actor=Actor("approval-system", "source"),
+            now=clock.now(),
+        )
+
+    ended("WD-cli")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_GATEWAY_")}
+    ran = subprocess.run(
+        [str(Path(sys.executable).parent / "credit-gateway"), "--actor", "王五", "expire"],
+        env=env | {"CREDIT_GATEWAY_DATABASE_URL": settings.database_url},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0 and "WD-cli" in ran.stdout, ran.stderr
+
+    ended("WD-job")
+    services = build_services(settings, store=store, clock=clock)
+    jobs = Jobs(services.housekeeping)  # not started: its job is run below exactly as the scheduler would run it
+    scheduled = jobs.scheduler.get_job("expiry")
+    assert scheduled is not None
+    scheduled.func()
+
+    assert _withdrawals(store) == [
+        ("approval-system", "source", "WD-api"),
+        ("王五", "cli", "WD-cli"),
+        ("scheduler", "system", "WD-job"),
     ]
 
 

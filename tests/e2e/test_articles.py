@@ -46,6 +46,7 @@ def published(base: str, key: str, path: str, deadline: float = 30.0) -> dict[st
 def test_a_case_and_a_news_item_are_published_on_the_portal_and_on_xinyong_huaihua(tmp_path: Path) -> None:
     port = free_port()
     env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port))
+    assert run(["migrate"], env, tmp_path).returncode == 0  # only serve and migrate make a database
     key = run(["keys", "create", "--name", "office-cms", "--role", "source", "--kinds", "cases,news"], env, tmp_path)
     key = key.stdout.split()[-1]
     person = {"name": "欧阳明", "category": "natural_person", "id_type": "resident_id", "id_number": make_resident_id()}

@@ -198,6 +198,7 @@ def test_sandbox_command_takes_faults_from_a_file(tmp_path: Path) -> None:
 def test_serve_with_sandbox_mounts_the_platforms_and_delivers_to_them(tmp_path: Path) -> None:
     port = free_port()
     env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port))
+    assert run(["migrate"], env, tmp_path).returncode == 0  # only serve and migrate make a database
     key = run(["keys", "create", "--name", "approval-system", "--role", "source"], env, tmp_path).stdout.split()[-1]
     with running(["serve", "--sandbox"], env, tmp_path):
         base = f"http://127.0.0.1:{port}"

@@ -63,15 +63,14 @@ def test_users_commands_and_their_audit_entries(tmp_path: Path) -> None:
     missing = run(["users", "disable", "nobody"], env, tmp_path)
     assert missing.returncode == 1 and "no person named 'nobody'" in missing.stderr
 
-    requeue = run(["--actor", "值班员", "deliveries", "requeue", "1"], env, tmp_path)
-    assert requeue.returncode == 0, requeue.stderr
+    requeue = run(["--actor", "值班员", "deliveries", "requeue", "1"], env, tmp_path)  # there is no delivery 1
+    assert requeue.returncode == 1 and "no delivery with id 1; nothing requeued" in requeue.stderr
     key = run(["--actor", "值班员", "keys", "create", "--name", "approval-system", "--role", "source"], env, tmp_path)
     assert key.returncode == 0, key.stderr
     entries = run(["audit", "list", "--json"], env, tmp_path)
     found = [json.loads(line) for line in entries.stdout.splitlines()]
     assert [(e["action"], e["actor"], e["role"]) for e in found] == [
         ("key.create", "值班员", "cli"),
-        ("delivery.requeue", "值班员", "cli"),
         ("person.disable", getpass.getuser(), "cli"),
         ("person.reset_password", getpass.getuser(), "cli"),
         ("person.create", "局信用办-张三", "cli"),

@@ -45,6 +45,7 @@ def rows(items: list[dict[str, Any]]) -> list[list[Any]]:
 def test_delivered_articles_count_in_the_api_report_and_the_cli_csv(tmp_path: Path) -> None:
     port = free_port()
     env = env_for(tmp_path, CREDIT_GATEWAY_PORT=str(port))
+    assert run(["migrate"], env, tmp_path).returncode == 0  # only serve and migrate make a database
     source = run(["keys", "create", "--name", "office-cms", "--role", "source", "--kinds", "cases,news"], env, tmp_path)
     operator = run(["keys", "create", "--name", "credit-office", "--role", "operator"], env, tmp_path)
     source_key, operator_key = source.stdout.split()[-1], operator.stdout.split()[-1]
