@@ -53,11 +53,15 @@ def withdraw(
     if row.withdrawn_at is not None:
         return Withdrawal(row.id, row.current_version, True, _withdraw_deliveries(conn, row.id))
 
-    publishes = conn.execute(
-        sa.select(delivery.c.target, delivery.c.state, delivery.c.attempts).where(
-            delivery.c.record_id == row.id, delivery.c.operation == Operation.PUBLISH.value
-        )
-    ).all()
+    publishes_query = sa.select(delivery.c.target, delivery.c.state, delivery.c.attempts).where(
+        delivery.c.record_id == row.id, delivery.c.operation == Operation.PUBLISH.value
+    )
+    if conn.dialect.name == "postgresql":
+        # Lock the publishes as read: a worker leasing one between this read and the supersede below would send
+        # it while the withdrawal, judging from the stale 'pending', was cancelled as "never sent", leaving the
+        # record public on that target. Locked, the lease waits for this transaction or skips the row.
+        publishes_query = publishes_query.with_for_update()
+    publishes = conn.execute(publishes_query).all()
     may_hold = {p.target for p in publishes if p.state in MAY_HOLD or p.attempts > 0}
     targets = sorted({p.target for p in publishes})
 
