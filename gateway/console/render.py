@@ -1,0 +1,80 @@
+"""The console's templates: one Jinja2 environment (autoescaping), Beijing-time formatting, the 403 page.
+
+Every page is sent with a Content-Security-Policy that allows only the gateway itself: nothing the console shows
+can load from elsewhere, and an injected script would not run.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.responses import HTMLResponse
+
+from gateway.console.reads import age_text, local, rate_text
+from outbox.states import DeliveryState
+from schemas.enums import Kind
+
+HERE = Path(__file__).parent
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+STATES = {
+    DeliveryState.PENDING.value: "待推送",
+    DeliveryState.IN_FLIGHT.value: "推送中",
+    DeliveryState.AWAITING_RESULT.value: "待回执",
+    DeliveryState.RETRY_WAIT.value: "等待重试",
+    DeliveryState.PUBLISHED.value: "已公示",
+    DeliveryState.DEAD.value: "失败",
+    DeliveryState.SUPERSEDED.value: "已被替代",
+    DeliveryState.CANCELLED.value: "已放弃",
+}
+TARGETS = {"national": "信用中国", "provincial": "信用湖南", "municipal": "信用怀化", "portal": "局门户网站"}
+ROLES = {"viewer": "查看者", "operator": "操作员", "admin": "管理员"}
+
+
+def kind_label(value: str) -> str:
+    try:
+        return Kind.from_code(value).label
+    except ValueError:
+        return value
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(("html",)), auto_reload=False
+    )
+    env.filters.update(
+        local=local,
+        kind=kind_label,
+        state=lambda s: STATES.get(s, s),
+        target=lambda t: TARGETS.get(t, t),
+        role=lambda r: ROLES.get(r, r),
+        age=age_text,
+        rate=rate_text,
+    )
+    env.globals.update(STATES=STATES, TARGETS=TARGETS, KINDS=[(k.value, k.label) for k in Kind], ROLES=ROLES)
+    return env
+
+
+def page(name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    body = environment().get_template(name).render(**context)
+    return HTMLResponse(body, status_code=status, headers=secure_headers())
+
+
+def secure_headers() -> dict[str, str]:
+    return {
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    }
+
+
+def refused(why: str, me: Any = None) -> HTMLResponse:
+    return page("refused.html", {"why": why, "me": me}, status=403)

@@ -1,0 +1,274 @@
+"""The operators' console over HTTP on SQLite and PostgreSQL: sessions, CSRF, roles, and that its pages show and do
+what the API shows and does (same figures, same audit entries, with the person as the actor)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+
+from adapters.sandbox.app import create_sandbox
+from gateway.clock import ShiftableClock, SystemClock
+from gateway.people import People
+from gateway.settings import Settings
+from gateway.targets import build_clients, point_at_sandbox
+from gateway.worker import Worker
+from outbox import tables
+from outbox.ingest import Actor
+from outbox.people import PeopleStore
+from outbox.store import Store
+from tests import live
+from tests.conftest import bearer
+from tests.factories import COMPANY, licence, make_uscc
+
+PASSWORD = "控制台 long enough pass"
+PAGES = (
+    "/console/",
+    "/console/records",
+    "/console/records?q=鹤城",
+    "/console/dead-letters",
+    "/console/targets",
+    "/console/reconciliations",
+    "/console/reports",
+    "/console/checks",
+    "/console/articles",
+    "/console/audit",
+)
+CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # verification reads these from the hash
+
+
+def make_person(store: Store, name: str, role: str) -> None:
+    People(PeopleStore(store.db), SystemClock(), hasher=CHEAP).create(
+        name=name, role=role, password=PASSWORD, department=None, actor=Actor("test", "test")
+    )
+
+
+@pytest.fixture
+def sign_in(base_url: str, store: Store) -> Iterator[Any]:
+    opened: list[httpx.Client] = []
+
+    def open_as(name: str, role: str) -> httpx.Client:
+        make_person(store, name, role)
+        http = httpx.Client(base_url=base_url, timeout=30)
+        opened.append(http)
+        answer = http.post("/console/login", data={"username": name, "password": PASSWORD})
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/"
+        return http
+
+    yield open_as
+    for http in opened:
+        http.close()
+
+
+def csrf(http: httpx.Client, path: str = "/console/targets") -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', http.get(path).text)
+    assert found is not None
+    return found.group(1)
+
+
+def audit(store: Store, action: str | None = None) -> list[Any]:
+    a = tables.audit_event
+    query = sa.select(a).order_by(a.c.id)
+    if action is not None:
+        query = query.where(a.c.action == action)
+    return store.db.read(lambda c: c.execute(query).all())
+
+
+def field(html: str, target: str, name: str) -> str:
+    row = re.search(rf'data-target="{target}">(.*?)</tr>', html, re.S)
+    assert row is not None
+    value = re.search(rf'data-field="{name}">([^<]*)<', row.group(1))
+    assert value is not None
+    return value.group(1)
+
+
+def test_pages_need_a_session_and_a_right_password(base_url: str, store: Store, sign_in: Any) -> None:
+    with httpx.Client(base_url=base_url, timeout=30) as anonymous:
+        for path in (*PAGES, "/console/keys", "/console/overview.json"):
+            answer = anonymous.get(path)
+            assert (answer.status_code, answer.headers.get("location")) == (303, "/console/login"), path
+        make_person(store, "王五", "operator")
+        wrong = anonymous.post("/console/login", data={"username": "王五", "password": "not the password"})
+        assert wrong.status_code == 401 and "用户名或密码错误" in wrong.text and 'name="username"' in wrong.text
+        assert "cg_session" not in anonymous.cookies
+        right = anonymous.post("/console/login", data={"username": "王五", "password": PASSWORD})
+        cookie = right.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+        assert "Secure" not in cookie  # plain HTTP on loopback; over HTTPS the flag is set
+    admin = sign_in("管理员", "admin")
+    for path in (*PAGES, "/console/keys", "/console/users"):
+        page = admin.get(path)
+        assert page.status_code == 200, path
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert not re.search(r'(src|href)="(https?:)?//', page.text), path  # nothing from another host
+
+
+def test_the_overview_shows_the_apis_backlog_and_rate(
+    client: httpx.Client, sign_in: Any, source_key: str, operator_key: str
+) -> None:
+    for n in range(3):  # decided early in the month: overdue by now (unpublished), so the rate is 0 %, not blank
+        client.post(
+            "/api/v1/licences",
+            json=licence(f"XK-{n}", decision_date="2026-11-02", valid_from="2026-11-02"),
+            headers=bearer(source_key),
+        )
+    viewer = sign_in("领导", "viewer")
+    html = viewer.get("/console/").text
+    targets = client.get("/api/v1/targets", headers=bearer(operator_key)).json()["targets"]
+    backlog_states = ("pending", "retry_wait", "in_flight", "awaiting_result")
+    for t in targets:
+        expected = sum(t["deliveries"].get(s, 0) for s in backlog_states)
+        assert field(html, t["target"], "backlog") == str(expected)
+    assert sum(int(field(html, t["target"], "backlog")) for t in targets) == 12  # every target takes licences
+    rate = client.get("/api/v1/rates", params={"period": "2026-11"}, headers=bearer(operator_key)).json()
+    shown = re.search(r'data-field="rate">([^<]*)<', html)
+    assert shown is not None and rate["summary"]["total"]["rate"] == 0.0 and shown.group(1) == "0.0%"
+    polled = viewer.get("/console/overview.json").json()
+    assert polled["rate"] == "0.0%" and polled["targets"]["portal"]["backlog"] == "3"
+    assert "<svg" in html and "<polyline" in html  # the 12-month trend, drawn inline
+
+
+def test_a_viewer_reads_every_page_and_every_action_is_refused(
+    client: httpx.Client, store: Store, sign_in: Any, source_key: str
+) -> None:
+    client.post("/api/v1/licences", json=licence(), headers=bearer(source_key))
+    viewer = sign_in("领导", "viewer")
+    for path in PAGES:
+        assert viewer.get(path).status_code == 200, path
+    assert viewer.get("/console/keys").status_code == 403 and viewer.get("/console/users").status_code == 403
+    token = csrf(viewer)
+    before = len(audit(store))
+    actions = {
+        "/console/dead-letters": {"op": "requeue", "ids": "1"},
+        "/console/targets/portal/pause": {"reason": "x"},
+        "/console/targets/portal/resume": {},
+        "/console/targets/portal/replay": {"since": "2026-11-01", "confirm": "yes"},
+        "/console/targets/portal/reconcile": {},
+        "/console/reports": {"period": "2026-10"},
+        "/console/keys": {"name": "x", "role": "operator"},
+        "/console/keys/revoke": {"prefix": "cgk_"},
+        "/console/users": {"name": "x", "role": "admin", "password": PASSWORD},
+        "/console/users/disable": {"name": "领导"},
+        "/console/users/password": {"name": "领导", "password": PASSWORD + "!"},
+    }
+    for path, data in actions.items():
+        answer = viewer.post(path, data={"csrf": token, **data})
+        assert answer.status_code == 403, path
+        assert "无权操作" in answer.text
+    assert len(audit(store)) == before and not store.paused_targets()
+    assert viewer.get("/console/").status_code == 200  # still signed in: nothing was changed
+
+
+def test_a_form_without_its_csrf_token_is_refused(store: Store, sign_in: Any) -> None:
+    operator = sign_in("值班员", "operator")
+    for data in ({"reason": "维护"}, {"reason": "维护", "csrf": "forged"}):
+        assert operator.post("/console/targets/portal/pause", data=data).status_code == 403
+    assert not store.paused_targets()
+    done = operator.post("/console/targets/portal/pause", data={"reason": "门户维护", "csrf": csrf(operator)})
+    assert done.status_code == 303 and store.paused_targets()["portal"]["reason"] == "门户维护"
+    [entry] = audit(store, "target.pause")
+    assert (entry.actor, entry.role) == ("值班员", "operator")  # as the API writes it, with the person as actor
+    operator.post("/console/targets/portal/resume", data={"csrf": csrf(operator)})
+    assert not store.paused_targets()
+    assert operator.post("/console/logout", data={}).status_code == 403  # signing out is a form too
+    assert operator.post("/console/logout", data={"csrf": csrf(operator)}).status_code == 303
+    assert operator.get("/console/").status_code == 303
+
+
+def test_search_by_code_in_full_width_by_name_and_the_timeline_diff(
+    client: httpx.Client, sign_in: Any, source_key: str
+) -> None:
+    first = client.post("/api/v1/licences", json=licence("XK-A"), headers=bearer(source_key)).json()
+    client.post("/api/v1/licences", json=licence("XK-A", content="变更后的许可内容"), headers=bearer(source_key))
+    other = licence("XK-B")
+    other["counterpart"] = {**other["counterpart"], "name": "怀化市另一家公司", "uscc": make_uscc("91431200MA4L7P3K8")}
+    second = client.post("/api/v1/licences", json=other, headers=bearer(source_key)).json()
+    viewer = sign_in("领导", "viewer")
+    full_width = COMPANY.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"})
+    found = viewer.get("/console/records", params={"q": full_width}).text
+    assert re.findall(r'data-record-id="(\d+)"', found) == [str(first["id"])]
+    assert re.findall(r'data-record-id="(\d+)"', viewer.get("/console/records", params={"q": "另一家"}).text) == [
+        str(second["id"])
+    ]
+    assert len(re.findall(r"data-record-id", viewer.get("/console/records", params={"q": "怀化市"}).text)) == 2
+    by_id = viewer.get("/console/records", params={"source_id": "XK-B", "kind": "licences"}).text
+    assert re.findall(r'data-record-id="(\d+)"', by_id) == [str(second["id"])]
+    none = viewer.get("/console/records", params={"q": "鹤城", "from": "2027-01-01"}).text
+    assert "没有符合条件的记录" in none
+    timeline = viewer.get(f"/console/records/{first['id']}").text
+    assert "第 2 版" in timeline and "改动 1 项" in timeline and "变更后的许可内容" in timeline
+    assert viewer.get("/console/records/999999").status_code == 404
+
+
+REJECT = {
+    "reject_rule": {
+        "field": "XK_XDR_MC",
+        "equals": "怀化市鹤城建筑工程有限公司",
+        "code": "2004",
+        "message": "名称不一致",
+    }
+}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[str]:
+    with live.serve(create_sandbox(result_delay=0)) as url:
+        yield url
+
+
+@pytest.fixture
+def worker(settings: Settings, store: Store, sandbox: str) -> Iterator[Worker]:
+    point_at_sandbox(settings, sandbox)
+    built = Worker(settings, store, build_clients(settings, ShiftableClock()), ShiftableClock())
+    yield built
+    for c in built.clients.values():
+        c.close()
+
+
+def test_dead_letters_requeued_and_cancelled_from_the_page(
+    client: httpx.Client, store: Store, worker: Worker, sign_in: Any, source_key: str, sandbox: str
+) -> None:
+    httpx.put(f"{sandbox}/_admin/municipal/faults", json=REJECT).raise_for_status()
+    for n in range(3):
+        client.post(
+            "/api/v1/penalties" if False else "/api/v1/licences", json=licence(f"XK-{n}"), headers=bearer(source_key)
+        )
+    worker.drain("municipal")
+    operator = sign_in("值班员", "operator")
+    page = operator.get("/console/dead-letters", params={"target": "municipal"}).text
+    ids = re.findall(r'data-delivery-id="(\d+)"', page)
+    assert len(ids) == 3 and "2004" in page and "名称不一致" in page and 'data-total="3"' in page
+    httpx.delete(f"{sandbox}/_admin/municipal/faults")
+    token = csrf(operator, "/console/dead-letters")
+    done = operator.post(
+        "/console/dead-letters", data={"csrf": token, "op": "requeue", "scope": "selected", "ids": [ids[0]]}
+    )
+    assert done.status_code == 303 and "已重新投递 1 条" in operator.get(done.headers["location"]).text
+    [entry] = audit(store, "delivery.requeue")
+    assert (entry.actor, entry.role, entry.detail["ids"]) == ("值班员", "operator", [int(ids[0])])
+    worker.drain("municipal")
+    d = tables.delivery
+    states = dict(
+        store.db.read(lambda c: c.execute(sa.select(d.c.id, d.c.state).where(d.c.target == "municipal")).all())
+    )
+    assert states[int(ids[0])] == "published"
+    cancelled = operator.post(
+        "/console/dead-letters",
+        data={"csrf": token, "op": "cancel", "scope": "all", "target": "municipal", "reason": "平台已人工录入"},
+    )
+    assert "已放弃 2 条" in operator.get(cancelled.headers["location"]).text
+    [entry] = audit(store, "delivery.cancel")
+    assert entry.actor == "值班员" and sorted(entry.detail["ids"]) == sorted(int(i) for i in ids[1:])
+
+
+def test_docs_and_their_assets_are_served_by_the_gateway(client: httpx.Client) -> None:
+    page = client.get("/docs").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r"url: '([^']+)'", page)
+    assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
