@@ -57,7 +57,8 @@ async def _overview(request: Request, current: SessionDep) -> dict[str, object]:
 @router.get("/")
 async def overview(request: Request, current: SessionDep) -> Response:
     view = await _overview(request, current)
-    return page("overview.html", context(current, nav="overview", view=view, chart=_chart(view["trend"])))
+    chart = _chart(view["trend"], str(view["month"]))
+    return page("overview.html", context(current, nav="overview", view=view, chart=chart))
 
 
 @router.get("/overview.json")
@@ -67,9 +68,13 @@ async def overview_json(request: Request, current: SessionDep) -> Response:
     return JSONResponse(reads.overview_json(view), headers={"Cache-Control": "no-store"})
 
 
-def _chart(trend: object) -> dict[str, object]:
-    """The 12-month 公示率 trend as points of an inline SVG polyline (no chart library, nothing to load)."""
-    months = list(trend) if isinstance(trend, list) else []
+def _chart(trend: object, month: str) -> dict[str, object]:
+    """The 12-month 公示率 trend as points of an inline SVG polyline (no chart library, nothing to load); a month
+    without counted deliveries has a label and no point."""
+    known = {m["month"]: m for m in trend} if isinstance(trend, list) else {}
+    year, number = int(month[:4]), int(month[5:7])
+    labels_for = [f"{year + (number - 12 + i - 1) // 12}-{(number - 12 + i - 1) % 12 + 1:02d}" for i in range(1, 13)]
+    months = [known.get(m, {"month": m, "rate": None}) for m in labels_for]
     width, height, left, top = 560, 160, 40, 10
     step = (width - left - 10) / max(1, len(months) - 1)
     points, labels = [], []

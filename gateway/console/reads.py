@@ -22,6 +22,7 @@ from schemas.enums import Kind
 from schemas.fields import normalise_code
 
 PAGE = 50
+BREAKER = {"closed": "正常", "open": "熔断中", "half_open": "试探恢复"}
 _CODE = re.compile(r"[0-9A-Z]{15,18}")
 
 
@@ -114,7 +115,7 @@ def overview_json(view: dict[str, Any]) -> dict[str, Any]:
                 "published_day": str(t["published_day"]),
                 "failed_day": str(t["failed_day"]),
                 "dead": str(t["dead"]),
-                "breaker": t["breaker"] or "—",
+                "breaker": BREAKER.get(t["breaker"] or "", t["breaker"] or "—"),
                 "held_until": local(t["held_until"]),
             }
             for t in view["targets"]
@@ -215,6 +216,7 @@ def timeline(services: Services, record_id: int) -> dict[str, Any] | None:
     previous: dict[str, Any] | None = None
     for v in versions:
         v["changes"] = diff(previous, v["content"]) if previous is not None else []
+        v["fields"] = _flat(v["content"])
         previous = v["content"]
     view["version_contents"] = versions
     return view

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
-from gateway.console.reads import age_text, local, rate_text
+from gateway.console.reads import BREAKER, age_text, local, rate_text
 from outbox.states import DeliveryState
 from schemas.enums import Kind
 
@@ -57,6 +57,7 @@ def environment() -> Environment:
         role=lambda r: ROLES.get(r, r),
         age=age_text,
         rate=rate_text,
+        breaker=lambda b: BREAKER.get(b or "", b or "—"),
     )
     env.globals.update(STATES=STATES, TARGETS=TARGETS, KINDS=[(k.value, k.label) for k in Kind], ROLES=ROLES)
     return env
