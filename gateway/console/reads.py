@@ -15,7 +15,7 @@ from gateway.clock import SHANGHAI, local_date
 from gateway.reports.periods import parse_period
 from gateway.services import Services
 from gateway.workdays import OutsideCalendar
-from outbox import search
+from outbox import excerpts, search
 from outbox.search import Query
 from outbox.states import DeliveryState
 from schemas.enums import Kind
@@ -219,4 +219,13 @@ def timeline(services: Services, record_id: int) -> dict[str, Any] | None:
         v["fields"] = _flat(v["content"])
         previous = v["content"]
     view["version_contents"] = versions
+
+    def kept(conn: Any) -> tuple[list[int], dict[int, list[dict[str, Any]]]]:
+        return excerpts.delivery_ids(conn, record_id), excerpts.for_record(conn, record_id)
+
+    ids, found = services.store.db.read(kept)
+    for d, delivery_id in zip(view["deliveries"], ids, strict=False):  # both ordered by version, then id
+        d["delivery_id"] = delivery_id
+        for a, excerpt in zip(d["attempts"], found.get(delivery_id, []), strict=False):
+            a.update(excerpt)
     return view

@@ -3,6 +3,7 @@ what the API shows and does (same figures, same audit entries, with the person a
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,9 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from adapters.sandbox.app import create_sandbox
-from gateway.clock import ShiftableClock, SystemClock
+from gateway import deadlines
+from gateway.clock import ManualClock, ShiftableClock, SystemClock
+from gateway.housekeeping import Housekeeping
 from gateway.people import People
 from gateway.settings import Settings
 from gateway.targets import build_clients, point_at_sandbox
@@ -24,7 +27,7 @@ from outbox.people import PeopleStore
 from outbox.store import Store
 from tests import live
 from tests.conftest import bearer
-from tests.factories import COMPANY, licence, make_uscc
+from tests.factories import COMPANY, licence, make_uscc, penalty, person
 
 PASSWORD = "控制台 long enough pass"
 PAGES = (
@@ -272,3 +275,44 @@ def test_docs_and_their_assets_are_served_by_the_gateway(client: httpx.Client) -
     assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+def test_attempts_keep_excerpts_without_secrets_or_clear_ids_until_retention_ends(
+    client: httpx.Client, settings: Settings, store: Store, worker: Worker, sign_in: Any, source_key: str, sandbox: str
+) -> None:
+    httpx.put(f"{sandbox}/_admin/municipal/faults", json=REJECT).raise_for_status()
+    stored = client.post("/api/v1/licences", json=licence(), headers=bearer(source_key)).json()
+    subject = person()
+    client.post("/api/v1/penalties", json=penalty(counterpart=subject), headers=bearer(source_key)).raise_for_status()
+    for target in ("national", "provincial", "municipal", "portal"):
+        worker.drain(target)
+    a = tables.attempt
+    rows = store.db.read(lambda c: c.execute(sa.select(a.c.request_excerpt, a.c.reply_excerpt, a.c.code)).all())
+    assert rows and all(r.request_excerpt and r.reply_excerpt for r in rows)
+    t = settings.targets
+    secrets = [
+        t.national.app_secret.get_secret_value(),
+        t.provincial.sm3_key.get_secret_value(),
+        t.municipal.client_secret.get_secret_value(),
+        t.portal.token.get_secret_value(),
+    ]
+    for r in rows:
+        text = r.request_excerpt + r.reply_excerpt
+        assert all(s not in text for s in secrets) and subject["id_number"] not in text
+        assert len(r.request_excerpt.encode()) <= 8192 and len(r.reply_excerpt.encode()) <= 8192
+    assert any(subject["id_number"][:4] + "*" * 10 in r.request_excerpt for r in rows)  # masked, still there
+    [rejected] = [r for r in rows if r.code == "2004"]
+    assert "名称不一致" in rejected.reply_excerpt and rejected.request_excerpt.startswith("POST ")
+
+    viewer = sign_in("领导", "viewer")
+    timeline = viewer.get(f"/console/records/{stored['id']}").text
+    assert timeline.count("请求与应答摘录") >= 4 and "名称不一致" in timeline
+
+    made = SystemClock().now()
+    rules = deadlines.from_settings(settings.deadlines)
+    early = Housekeeping(settings, store, ManualClock(made + dt.timedelta(days=89)), rules, dict)
+    assert early.prune_excerpts() == 0
+    late = Housekeeping(settings, store, ManualClock(made + dt.timedelta(days=91)), rules, dict)
+    assert late.prune_excerpts() == len(rows)
+    kept = store.db.read(lambda c: c.execute(sa.select(a.c.request_excerpt, a.c.outcome)).all())
+    assert len(kept) == len(rows) and all(r.request_excerpt is None for r in kept)  # the attempts stay
