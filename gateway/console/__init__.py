@@ -15,7 +15,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
-from gateway.console import admin, operate, pages
+from gateway.console import admin, operate, pages, reads
 from gateway.console.render import HERE, refused
 from gateway.console.session import Refused, SignInNeeded
 from gateway.people import People
@@ -27,6 +27,7 @@ DOCS_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 def install(app: FastAPI, services: Services) -> None:
     app.state.people = People(PeopleStore(services.store.db), services.clock)
+    app.state.console_standings = reads.Standings()
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.mount("/docs-static", StaticFiles(directory=DOCS_STATIC), name="docs-static")
     app.include_router(pages.router)

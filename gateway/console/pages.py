@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
@@ -11,7 +12,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from gateway.api.docs import MAX_ID
 from gateway.console import actions, reads
 from gateway.console.render import page, secure_headers
-from gateway.console.session import COOKIE, PostedDep, SessionDep, clear_cookie, context, people, set_cookie
+from gateway.console.render import refused as refused_page
+from gateway.console.session import COOKIE, PostedDep, SessionDep, clear_cookie, context, cross_site, people, set_cookie
 from gateway.people import SignInRefused
 from gateway.services import Services
 from outbox import checks as kept
@@ -32,6 +34,8 @@ async def login_form(request: Request) -> Response:
 async def login(
     request: Request, username: Annotated[str, Form(max_length=200)], password: Annotated[str, Form(max_length=2000)]
 ) -> Response:
+    if cross_site(request):
+        return refused_page("登录表单来自其他网站，已拒绝")
     try:
         signed = await run_in_threadpool(people(request).sign_in, username, password)
     except SignInRefused as refused:
@@ -50,8 +54,13 @@ async def logout(request: Request, form: PostedDep) -> Response:
 
 
 async def _overview(request: Request, current: SessionDep) -> dict[str, object]:
-    targets = await actions.target_status(request, current.person)
-    return await run_in_threadpool(reads.overview, _services(request), targets)
+    """The API's target status and the console's own figures, read at the same time (two connections)."""
+    standings = request.app.state.console_standings
+    targets, view = await asyncio.gather(
+        actions.target_status(request, current.person),
+        run_in_threadpool(reads.overview, _services(request), standings),
+    )
+    return reads.with_status(view, targets)
 
 
 @router.get("/")

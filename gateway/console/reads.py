@@ -8,61 +8,123 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.clock import SHANGHAI, local_date
-from gateway.reports.periods import parse_period
+from gateway.reports.periods import Period, months_back, parse_period
 from gateway.services import Services
 from gateway.workdays import OutsideCalendar
 from outbox import excerpts, search
+from outbox.ingest import end_of_day
+from outbox.rates import Counts, Group
 from outbox.search import Query
 from outbox.states import DeliveryState
 from schemas.enums import Kind
 from schemas.fields import normalise_code
 
 PAGE = 50
+TREND_FOR = dt.timedelta(minutes=10)
 BREAKER = {"closed": "正常", "open": "熔断中", "half_open": "试探恢复"}
 _CODE = re.compile(r"[0-9A-Z]{15,18}")
 
 
-def overview(services: Services, targets: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per target figures beside the API's status, this month's 公示率 with its 12-month trend, at-risk count."""
-    now = services.clock.now()
-    names = [t["target"] for t in targets]
-    figures = services.store.db.read(lambda conn: search.target_figures(conn, names, now))
-    rows = []
-    for t in targets:
-        f = figures[t["target"]]
-        health = t.get("health") or {}
-        oldest = f["oldest"]
-        rows.append(
-            {
-                **t,
-                **f,
-                "oldest_age": None if oldest is None else now - oldest,
-                "breaker": health.get("breaker"),
-                "held_until": health.get("held_until"),
-                "alert": health.get("alert"),
-            }
+class Standings:
+    """This month's standings, counted again only when something that moves a standing happened
+    (``outbox.search.changes``) or the day changed, so the page always equals ``GET /api/v1/rates`` and an idle
+    overview costs no recount; and the 11 months before, kept for ``TREND_FOR`` (closed months change only by late
+    publications, and a year of deliveries is the heaviest read of the page)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple[Any, dict[str, Any]] | None = None
+        self._past: tuple[tuple[str, dt.date], dt.datetime, list[dict[str, Any]]] | None = None
+
+    def current(self, services: Services, month: Period, today: dt.date) -> dict[str, Any]:
+        mark = (month.label, today, services.store.db.read(search.changes))
+        with self._lock:
+            if self._current is not None and self._current[0] == mark:
+                return self._current[1]
+        groups = self._groups(services, month.start, month.end, today)
+        total = _summed([g for gs in groups.values() for g in gs]).as_dict()
+        with self._lock:
+            self._current = (mark, total)
+        return total
+
+    def past(self, services: Services, month: Period, today: dt.date) -> list[dict[str, Any]]:
+        now = services.clock.now()
+        with self._lock:
+            if self._past is not None and self._past[0] == (month.label, today) and now - self._past[1] < TREND_FOR:
+                return self._past[2]
+        by_month = self._groups(services, months_back(month.end, 12), month.start - dt.timedelta(days=1), today)
+        months = [{"month": m, **_summed(groups).as_dict()} for m, groups in sorted(by_month.items())]
+        with self._lock:
+            self._past = ((month.label, today), now, months)
+        return months
+
+    @staticmethod
+    def _groups(services: Services, first: dt.date, last: dt.date, today: dt.date) -> dict[str, list[Group]]:
+        return services.store.db.read(
+            lambda conn: search.month_groups(
+                conn, decided_from=first, decided_to=last, as_of=today, as_of_end=end_of_day(today)
+            )
         )
+
+
+def _summed(groups: list[Group]) -> Counts:
+    total = Counts()
+    for g in groups:
+        total.add(g.counts)
+    return total
+
+
+def overview(services: Services, standings: Standings) -> dict[str, Any]:
+    """Per target figures, this month's 公示率 with its 12-month trend, at-risk count: everything of the overview but
+    the API's target status, which the page reads at the same time (``with_status``).
+
+    This month's standings are counted with the report's own query and arithmetic (what ``GET /api/v1/rates`` sums
+    for a month), so the page and the API agree; see ``Standings``."""
+    now = services.clock.now()
+    names = [name for name, _ in services.settings.targets.items()]
+    figures = services.store.db.read(lambda conn: search.target_figures(conn, names, now))
     today = local_date(services.clock)
     month = parse_period(today.strftime("%Y-%m"))
-    report = services.housekeeping.compute_report(month)
+    total = standings.current(services, month, today)
     try:
         at_risk: int | None = len(services.housekeeping.at_risk(limit=5000)["items"])
     except OutsideCalendar:
         at_risk = None
     return {
         "now": now,
-        "targets": rows,
+        "figures": figures,
         "month": month.label,
-        "rate": report["summary"]["total"]["rate"],
-        "total": report["summary"]["total"],
-        "trend": report["trend"],
+        "rate": total["rate"],
+        "total": total,
+        "trend": [*standings.past(services, month, today), {"month": month.label, **total}],
         "at_risk": at_risk,
         "dead": sum(f["dead"] for f in figures.values()),
     }
+
+
+def with_status(view: dict[str, Any], targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures laid beside ``GET /api/v1/targets``'s answer (enabled, paused, health), one row per target."""
+    rows = []
+    for t in targets:
+        f = view["figures"].get(t["target"], {})
+        health = t.get("health") or {}
+        oldest = f.get("oldest")
+        rows.append(
+            {
+                **t,
+                **f,
+                "oldest_age": None if oldest is None else view["now"] - oldest,
+                "breaker": health.get("breaker"),
+                "held_until": health.get("held_until"),
+                "alert": health.get("alert"),
+            }
+        )
+    return {**view, "targets": rows}
 
 
 def local(value: Any, seconds: bool = True) -> str:

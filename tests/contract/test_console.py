@@ -96,6 +96,12 @@ def test_pages_need_a_session_and_a_right_password(base_url: str, store: Store, 
             answer = anonymous.get(path)
             assert (answer.status_code, answer.headers.get("location")) == (303, "/console/login"), path
         make_person(store, "王五", "operator")
+        forged = anonymous.post(
+            "/console/login",
+            data={"username": "王五", "password": PASSWORD},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert forged.status_code == 403 and "cg_session" not in anonymous.cookies
         wrong = anonymous.post("/console/login", data={"username": "王五", "password": "not the password"})
         assert wrong.status_code == 401 and "用户名或密码错误" in wrong.text and 'name="username"' in wrong.text
         assert "cg_session" not in anonymous.cookies
@@ -172,7 +178,15 @@ def test_a_form_without_its_csrf_token_is_refused(store: Store, sign_in: Any) ->
     for data in ({"reason": "维护"}, {"reason": "维护", "csrf": "forged"}):
         assert operator.post("/console/targets/portal/pause", data=data).status_code == 403
     assert not store.paused_targets()
-    done = operator.post("/console/targets/portal/pause", data={"reason": "门户维护", "csrf": csrf(operator)})
+    elsewhere = {"Origin": "https://evil.example"}  # a page on another site posting the form, token and all
+    token = csrf(operator)
+    assert operator.post("/console/targets/portal/pause", data={"csrf": token}, headers=elsewhere).status_code == 403
+    assert not store.paused_targets()
+    done = operator.post(
+        "/console/targets/portal/pause",
+        data={"reason": "门户维护", "csrf": token},
+        headers={"Origin": str(operator.base_url).rstrip("/")},
+    )
     assert done.status_code == 303 and store.paused_targets()["portal"]["reason"] == "门户维护"
     [entry] = audit(store, "target.pause")
     assert (entry.actor, entry.role) == ("值班员", "operator")  # as the API writes it, with the person as actor
