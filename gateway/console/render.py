@@ -35,6 +35,13 @@ STATES = {
 }
 TARGETS = {"national": "信用中国", "provincial": "信用湖南", "municipal": "信用怀化", "portal": "局门户网站"}
 ROLES = {"viewer": "查看者", "operator": "操作员", "admin": "管理员"}
+HEALTH = {
+    "breaker": "熔断器",
+    "consecutive_failures": "连续失败",
+    "down_since": "不可用自",
+    "alert": "告警",
+    "held_until": "限流至",
+}
 
 
 def kind_label(value: str) -> str:
@@ -59,7 +66,9 @@ def environment() -> Environment:
         rate=rate_text,
         breaker=lambda b: BREAKER.get(b or "", b or "—"),
     )
-    env.globals.update(STATES=STATES, TARGETS=TARGETS, KINDS=[(k.value, k.label) for k in Kind], ROLES=ROLES)
+    env.globals.update(
+        HEALTH=HEALTH, STATES=STATES, TARGETS=TARGETS, KINDS=[(k.value, k.label) for k in Kind], ROLES=ROLES
+    )
     return env
 
 

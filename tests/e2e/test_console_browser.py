@@ -219,6 +219,11 @@ def test_an_operator_fixes_a_rejected_delivery_from_the_browser(page, gateway: G
     page.locator('tr[data-target="portal"] button:has-text("预览重放")').click()
     page.wait_for_selector("text=重放预览")
     shot(page, "07-replay-preview")
+    page.goto(f"{gateway.base}/console/targets")
+    page.locator('tr[data-target="portal"] button:has-text("立即对账")').click()
+    page.wait_for_url(re.compile(r".*/console/reconciliations/\d+$"))
+    assert "对账 #" in page.locator("h1").inner_text()
+    shot(page, "07b-reconciliation")
     for path, name in (
         ("/console/reconciliations", "08-reconciliations"),
         ("/console/reports", "09-reports"),
