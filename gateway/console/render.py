@@ -6,6 +6,7 @@ can load from elsewhere, and an injected script would not run.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ STATES = {
 }
 TARGETS = {"national": "信用中国", "provincial": "信用湖南", "municipal": "信用怀化", "portal": "局门户网站"}
 ROLES = {"viewer": "查看者", "operator": "操作员", "admin": "管理员"}
+FINDINGS = {"missing": "平台缺失", "mismatched": "内容不一致", "extra": "平台多出", "error": "错误"}
+RUN_STATUS = {"running": "进行中", "done": "完成", "failed": "失败"}
 HEALTH = {
     "breaker": "熔断器",
     "consecutive_failures": "连续失败",
@@ -64,6 +67,7 @@ def environment() -> Environment:
         role=lambda r: ROLES.get(r, r),
         age=age_text,
         rate=rate_text,
+        detail=lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True, default=str),  # escaped by autoescape
         breaker=lambda b: BREAKER.get(b or "", b or "—"),
     )
     env.globals.update(

@@ -190,6 +190,8 @@ def test_a_form_without_its_csrf_token_is_refused(store: Store, sign_in: Any) ->
     assert done.status_code == 303 and store.paused_targets()["portal"]["reason"] == "门户维护"
     [entry] = audit(store, "target.pause")
     assert (entry.actor, entry.role) == ("值班员", "operator")  # as the API writes it, with the person as actor
+    log = operator.get("/console/audit", params={"action": "target."}).text
+    assert "target.pause" in log and "门户维护" in log and ">值班员<" in log
     operator.post("/console/targets/portal/resume", data={"csrf": csrf(operator)})
     assert not store.paused_targets()
     assert operator.post("/console/logout", data={}).status_code == 403  # signing out is a form too
