@@ -14,6 +14,8 @@ from typing import Any
 
 from adapters.base import Holding, Item, Operation
 from schemas.enums import (
+    ARTICLE_KINDS,
+    CaseType,
     CommitmentType,
     CounterpartCategory,
     Disclosure,
@@ -27,7 +29,14 @@ from schemas.enums import (
     WithdrawReason,
 )
 
-TYPE_CODES = {Kind.LICENCE: "XK", Kind.PENALTY: "CF", Kind.COMMITMENT: "CN", Kind.LIST_CHANGE: "MD"}
+TYPE_CODES = {
+    Kind.LICENCE: "XK",
+    Kind.PENALTY: "CF",
+    Kind.COMMITMENT: "CN",
+    Kind.LIST_CHANGE: "MD",
+    Kind.CASE: "AL",  # articles: to 信用怀化 only (PROTOCOLS.md "Articles")
+    Kind.NEWS: "DT",
+}
 KIND_OF_TYPE = {code: kind for kind, code in TYPE_CODES.items()}
 LIST_ACTION_TEXT = {ListAction.ADD: "列入", ListAction.REMOVE: "移出"}  # MD_CZ's own words
 LICENCE_STATUS_CODE = {"valid": "1", "invalid": "2"}
@@ -184,9 +193,24 @@ def list_change(c: Mapping[str, Any]) -> dict[str, str | None]:
     }
 
 
+def article(c: Mapping[str, Any]) -> dict[str, str | None]:
+    """An article's WZ_* fields (信用怀化); the body is the HTML as cleaned at ingest, the portal's allow-list."""
+    return {
+        "WZ_BT": c["title"],
+        "WZ_ZY": c.get("summary"),
+        "WZ_ZW": c["content_html"],
+        "WZ_FBRQ": day(c["published_on"]),
+        "WZ_LYDW": c["source_unit"],
+        "WZ_ZZ": c.get("author"),
+        "WZ_ALLX": _label(CaseType)(c.get("case_type")),
+    }
+
+
 def field_codes(kind: Kind, content: Mapping[str, Any], *, area: str, serial: int) -> dict[str, str]:
     """The record as {code: value}, empty optional fields left out."""
-    if kind is Kind.LICENCE:
+    if kind in ARTICLE_KINDS:
+        mapped = article(content)
+    elif kind is Kind.LICENCE:
         mapped = licence(content)
     elif kind is Kind.PENALTY:
         mapped = penalty(content)

@@ -1,5 +1,8 @@
 """municipal: 信用怀化 (PROTOCOLS.md "municipal"): JSON over OAuth2 client credentials; results in the reply.
 
+Records go to ``/api/records`` (≤ 200 a request); articles (典型案例 AL, 工作动态 DT) to ``/api/articles`` (≤ 50 and
+≤ 5 MB a request: bodies of up to 100,000 characters would pass 5 MB well before 50 items).
+
 The bearer token is not the adapter's business: ``adapters.auth.ClientCredentials`` adds it (and refreshes it
 before expiry, and once on 401), so these mappings stay pure.
 """
@@ -28,9 +31,11 @@ from adapters.base import (
     Request,
     Retryable,
 )
-from schemas.enums import Kind
+from schemas.enums import ARTICLE_KINDS, Kind
 
 TOKEN_PATH = "/oauth/token"
+ARTICLE_ITEMS = 50
+ARTICLE_BYTES = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,13 +61,31 @@ class Municipal:
         return fields.envelope(item, area=self.config.area, data_key="fields", with_reason=False)
 
     def plan(self, items: Sequence[Item], *, now: dt.datetime) -> Plan:
+        records = [i for i in items if i.kind not in ARTICLE_KINDS]
         exchanges = []
-        for start in range(0, len(items), self.max_items):
-            chunk = items[start : start + self.max_items]
-            body = orjson.dumps([self.item(i) for i in chunk])
-            request = Request("POST", "/api/records", {"Content-Type": "application/json"}, body)
-            exchanges.append(Exchange(request, tuple(i.key for i in chunk)))
-        return Plan(exchanges)
+        for start in range(0, len(records), self.max_items):
+            chunk = records[start : start + self.max_items]
+            exchanges.append(_post("/api/records", chunk, [orjson.dumps(self.item(i)) for i in chunk]))
+        return Plan(exchanges + self._articles([i for i in items if i.kind in ARTICLE_KINDS]))
+
+    def _articles(self, items: Sequence[Item]) -> list[Exchange]:
+        """Articles in requests of at most 50 items and 5 MB (an item alone over 5 MB still goes, alone: the
+        platform's answer says what it makes of it)."""
+        exchanges: list[Exchange] = []
+        chunk: list[Item] = []
+        bodies: list[bytes] = []
+        size = 2  # the brackets
+        for item in items:
+            body = orjson.dumps(self.item(item))
+            if chunk and (len(chunk) == min(ARTICLE_ITEMS, self.max_items) or size + len(body) + 1 > ARTICLE_BYTES):
+                exchanges.append(_post("/api/articles", chunk, bodies))
+                chunk, bodies, size = [], [], 2
+            chunk.append(item)
+            bodies.append(body)
+            size += len(body) + 1
+        if chunk:
+            exchanges.append(_post("/api/articles", chunk, bodies))
+        return exchanges
 
     def token_request(self) -> Request:
         form = urlencode(
@@ -76,7 +99,8 @@ class Municipal:
 
     def holdings_exchange(self, kind: Kind, page: str | None, *, now: dt.datetime) -> Exchange:
         query = {"type": fields.TYPE_CODES[kind], "limit": 500} | ({"cursor": page} if page else {})
-        return Exchange(Request("GET", f"/api/records?{urlencode(query)}"), ())
+        path = "/api/articles" if kind in ARTICLE_KINDS else "/api/records"
+        return Exchange(Request("GET", f"{path}?{urlencode(query)}"), ())
 
     def interpret(self, exchange: Exchange, reply: Reply) -> list[Outcome]:
         keys = exchange.keys
@@ -110,3 +134,9 @@ class Municipal:
         holdings = [fields.json_holding(i, kind, "fields") for i in body.get("items") or []]
         cursor = body.get("next_cursor")
         return HoldingsPage(holdings, str(cursor) if cursor else None)
+
+
+def _post(path: str, chunk: Sequence[Item], bodies: Sequence[bytes]) -> Exchange:
+    body = b"[" + b",".join(bodies) + b"]"
+    request = Request("POST", path, {"Content-Type": "application/json"}, body)
+    return Exchange(request, tuple(i.key for i in chunk))

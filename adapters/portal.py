@@ -1,4 +1,5 @@
-"""portal: the bureau website's credit column (PROTOCOLS.md "portal"): one CMS notice per licence or penalty.
+"""portal: the bureau website's credit column (PROTOCOLS.md "portal"): one CMS notice per licence or penalty, and
+per article (典型案例 in column ``dxal``, 工作动态 in ``gzdt``, with its cleaned ``content_html`` beside the fields).
 
 Notices are public, so natural persons are masked exactly as PROTOCOLS.md says: a name keeps its surname
 (``张*``, ``欧阳*``), an 18-character ID number its first 4 and last 4 characters, other document numbers their
@@ -37,10 +38,10 @@ from adapters.base import (
     Request,
     next_page,
 )
-from schemas.enums import CounterpartCategory, IdType, Kind, LicenceCategory, LicenceStatus
+from schemas.enums import ARTICLE_KINDS, CaseType, CounterpartCategory, IdType, Kind, LicenceCategory, LicenceStatus
 from schemas.identifiers import mask_id_number
 
-COLUMNS = {Kind.LICENCE: "xzxk", Kind.PENALTY: "xzcf"}
+COLUMNS = {Kind.LICENCE: "xzxk", Kind.PENALTY: "xzcf", Kind.CASE: "dxal", Kind.NEWS: "gzdt"}
 KIND_OF_COLUMN = {v: k for k, v in COLUMNS.items()}
 PAGE_SIZE = 100
 _CST = ZoneInfo("Asia/Shanghai")
@@ -120,6 +121,8 @@ class Portal:
 
     def notice(self, item: Item, now: dt.datetime) -> dict[str, Any]:
         c = item.content
+        if item.kind in ARTICLE_KINDS:
+            return _article_notice(item.kind, c)
         subject = _subject(c["counterpart"])
         if item.kind is Kind.LICENCE:
             title = f"{subject[0][1]}行政许可信息公示（{c['document_number']}）"
@@ -189,6 +192,27 @@ class Portal:
             for n in body.get("items") or []
         ]
         return HoldingsPage(holdings, next_page(page, PAGE_SIZE, total, len(holdings)), total)
+
+
+def _article_notice(kind: Kind, c: Mapping[str, Any]) -> dict[str, Any]:
+    """An article as the portal shows it: its own title and date, the cleaned HTML, and a few labelled fields;
+    a case's counterpart as a licence's or penalty's (natural persons masked)."""
+    rows: list[tuple[str, str | None]] = [
+        ("摘要", c.get("summary")),
+        ("来源单位", c["source_unit"]),
+        ("作者", c.get("author")),
+    ]
+    if kind is Kind.CASE:
+        rows.append(("案例类型", CaseType.from_code(c["case_type"]).label))
+        if c.get("counterpart"):
+            rows += _subject(c["counterpart"])
+    return {
+        "column": COLUMNS[kind],
+        "title": c["title"],
+        "published_on": fields.day(c["published_on"]),
+        "content_html": c["content_html"],
+        "fields": [{"label": label, "value": value} for label, value in rows if value],
+    }
 
 
 def _subject(cp: Mapping[str, Any]) -> list[tuple[str, str | None]]:

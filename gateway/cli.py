@@ -18,7 +18,7 @@ from gateway.clock import SystemClock
 from gateway.settings import Settings
 from outbox.errors import StoreError
 from outbox.ingest import Actor
-from schemas.enums import Kind
+from schemas.enums import RECORD_KINDS, Kind
 
 app = typer.Typer(
     help="credit-gateway: delivers the bureau's credit records to the credit platforms and proves the 公示率.\n\n"
@@ -682,8 +682,8 @@ def import_command(
     from gateway.archive.importer import Importer
 
     chosen = Kind.parse(kind)
-    if chosen is None:
-        raise _fail(ValueError(f"--kind takes {', '.join(k.value for k in Kind)}, got {kind!r}"))
+    if chosen is None or chosen not in RECORD_KINDS:  # the national template has no articles
+        raise _fail(ValueError(f"--kind takes {', '.join(k.value for k in RECORD_KINDS)}, got {kind!r}"))
     if not file.is_file():
         raise _fail(ValueError(f"{file}: no such file"))
     settings = _settings()

@@ -33,7 +33,7 @@ from gateway.clock import Clock, local_date
 from gateway.settings import DeadlineSettings
 from gateway.workdays import OutsideCalendar, WorkCalendar, load_calendar, load_overrides
 from outbox.ingest import DueDate, end_of_day
-from schemas.enums import Kind
+from schemas.enums import ARTICLE_KINDS, Kind
 
 
 class Standing(enum.StrEnum):
@@ -123,6 +123,8 @@ class Deadlines:
 
     def explain(self, target: str, kind: Kind, decided_on: dt.date) -> str | None:
         """Why a delivery has no due date, in words for the record view; None when it has one."""
+        if kind in ARTICLE_KINDS and self.rule_for(target, kind) is None:
+            return f"{kind.label} has no publication deadline: the plan counts it as a quota, not in the 公示率"
         try:
             due = self.due(target, kind, decided_on)
         except OutsideCalendar as exc:

@@ -25,7 +25,7 @@ from outbox import excerpts
 from outbox.ingest import Actor, end_of_day
 from outbox.provisional import Recomputed
 from outbox.store import Store
-from schemas.enums import Kind, WithdrawReason
+from schemas.enums import ARTICLE_KINDS, Kind, WithdrawReason
 
 log = logging.getLogger(__name__)
 SYSTEM = Actor("scheduler", "system")
@@ -187,6 +187,9 @@ class Housekeeping:
             if d["version"] != view["version"]:
                 continue
             due = dt.date.fromisoformat(d["due_date"]) if d["due_date"] else None
+            if due is None and kind in ARTICLE_KINDS:  # a quota item: no deadline, so no standing to judge
+                d["due_note"] = self.deadlines.explain(d["target"], kind, decided_on)
+                continue
             on = standing(due=due, published_at=first.get(d["target"]), withdrawn_at=withdrawn_at, on=today)
             d["standing"] = on.value
             if due is not None and d.get("due_date_basis") == "provisional":

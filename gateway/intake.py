@@ -90,7 +90,7 @@ class Checked:
 def check_one(kind: Kind, data: Any, today: dt.date) -> Incoming | list[FieldError]:
     result = validate(kind, data, today=today)
     if isinstance(result, Canonical):
-        return Incoming(result, data)
+        return Incoming(result, result.storable(data))
     return result
 
 

@@ -11,10 +11,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from schemas.enums import Kind
+from schemas.enums import ARTICLE_KINDS, RECORD_KINDS, Kind
 
 SANDBOX_URL = "http://127.0.0.1:8700"
 ALL_KINDS = tuple(Kind)
@@ -55,8 +55,20 @@ class TargetSettings(BaseModel):
         return self.exchange_deadline_seconds or 3 * self.timeout_seconds
 
 
+def _no_articles(kinds: list[Kind]) -> list[Kind]:
+    """The national and provincial platforms hold records only: articles go to the portal and 信用怀化."""
+    wrong = [k.value for k in kinds if k in ARTICLE_KINDS]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} go to the portal and municipal only (PROTOCOLS.md Articles)")
+    return kinds
+
+
+RecordKindList = Annotated[list[Kind], NoDecode, BeforeValidator(_kinds), AfterValidator(_no_articles)]
+
+
 class NationalSettings(TargetSettings):
     base_url: str = f"{SANDBOX_URL}/national"
+    kinds: RecordKindList = Field(default_factory=lambda: list(RECORD_KINDS))
     app_key: str = "demo-national"
     app_secret: SecretStr = SecretStr("demo-national-secret")
 
@@ -66,6 +78,7 @@ class NationalSettings(TargetSettings):
 
 class ProvincialSettings(TargetSettings):
     base_url: str = f"{SANDBOX_URL}/provincial"
+    kinds: RecordKindList = Field(default_factory=lambda: list(RECORD_KINDS))
     sender: str = "431200-ZJJ"
     sm3_key: SecretStr = SecretStr("demo-provincial-sm3-key")
 
@@ -85,7 +98,7 @@ class MunicipalSettings(TargetSettings):
 
 class PortalSettings(TargetSettings):
     base_url: str = f"{SANDBOX_URL}/portal"
-    kinds: KindList = Field(default_factory=lambda: [Kind.LICENCE, Kind.PENALTY])
+    kinds: KindList = Field(default_factory=lambda: [Kind.LICENCE, Kind.PENALTY, *ARTICLE_KINDS])
     # Notices go one request each (a few at a time) whatever the batch; a larger lease only spreads the
     # database work of leasing and settling over more of them (drain benchmark: 2,650 -> 3,030 deliveries/s).
     batch_size: int = Field(default=200, ge=1, le=500)
@@ -128,10 +141,11 @@ class DeliverySettings(BaseModel):
 
 
 class DeadlineRuleSettings(BaseModel):
-    """Publish ``kinds`` on ``target`` within ``days`` calendar or working days of the decision date."""
+    """Publish ``kinds`` on ``target`` within ``days`` calendar or working days of the decision date. Articles
+    (cases, news) have no deadline by default: the plan counts them as quotas, not in the 公示率."""
 
     target: Literal["national", "provincial", "municipal", "portal"]
-    kinds: KindList = Field(default_factory=lambda: list(ALL_KINDS))
+    kinds: KindList = Field(default_factory=lambda: list(RECORD_KINDS))
     days: int = Field(ge=1, le=366)
     unit: Literal["calendar", "working"]
 

@@ -9,6 +9,9 @@ The standing of a (record, target) pair, exactly as ``gateway.deadlines.standing
 * ``overdue`` unpublished and the day is after the due date; ``pending`` unpublished and not yet due;
 * ``unknown`` no due date (the calendar did not know the year when it was stored).
 
+Only the record kinds are judged: articles (典型案例, 工作动态) have no deadline and are the plan's quota items, so
+they never enter a 公示率, its counts or the at-risk view (``RECORD_KINDS`` below).
+
 Apart from the standings, ``provisional`` counts the pairs whose due date was counted on a provisional calendar
 (the year's 放假安排 not published yet): they are judged like the others and shown as provisional.
 
@@ -29,7 +32,9 @@ from sqlalchemy.engine import Connection
 
 from outbox.states import DeliveryState, Operation
 from outbox.tables import UNPUBLISHED, delivery, record, record_version
+from schemas.enums import RECORD_KINDS
 
+JUDGED = [k.value for k in RECORD_KINDS]  # the kinds with deadlines; articles are counted by the quotas instead
 STANDINGS = ("on_time", "late", "overdue", "pending", "not_applicable", "unknown")
 
 
@@ -104,6 +109,7 @@ def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime)
         .where(
             record.c.decided_on >= decided_from,
             record.c.decided_on <= decided_to,
+            record.c.kind.in_(JUDGED),
             delivery.c.operation == Operation.PUBLISH.value,
         )
         # record.id is the primary key: its other columns are functionally dependent (PostgreSQL and SQLite
@@ -201,7 +207,7 @@ def record_counts(conn: Connection, *, decided_from: dt.date, decided_to: dt.dat
     """Records (not deliveries) decided in the period, per (department, kind): a reader's 记录数."""
     rows = conn.execute(
         sa.select(record.c.department, record.c.kind, sa.func.count().label("n"))
-        .where(record.c.decided_on >= decided_from, record.c.decided_on <= decided_to)
+        .where(record.c.decided_on >= decided_from, record.c.decided_on <= decided_to, record.c.kind.in_(JUDGED))
         .group_by(record.c.department, record.c.kind)
     )
     return {(r.department, r.kind): int(r.n) for r in rows}
@@ -280,7 +286,7 @@ def at_risk(conn: Connection, *, due_by_date: dt.date, limit: int) -> list[dict[
             record.c.decided_on,
         )
         .join(record, record.c.id == delivery.c.record_id)
-        .where(sa.text(UNPUBLISHED), delivery.c.due_date <= due_by_date)
+        .where(sa.text(UNPUBLISHED), delivery.c.due_date <= due_by_date, record.c.kind.in_(JUDGED))
         .order_by(delivery.c.due_date, delivery.c.id)
         .limit(limit)
     )
@@ -293,7 +299,7 @@ def missing_due_dates(conn: Connection) -> list[Any]:
         conn.execute(
             sa.select(record.c.kind, record.c.decided_on, delivery.c.target)
             .join(record, record.c.id == delivery.c.record_id)
-            .where(sa.text(UNPUBLISHED), delivery.c.due_date.is_(None))
+            .where(sa.text(UNPUBLISHED), delivery.c.due_date.is_(None), record.c.kind.in_(JUDGED))
             .distinct()
         )
     )

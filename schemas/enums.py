@@ -55,12 +55,20 @@ def _lookup(cls: type[_E]) -> dict[str, _E]:
 
 
 class Kind(Labelled):
-    """The four record kinds; the value doubles as the URL path segment."""
+    """The record kinds and the article kinds; the value doubles as the URL path segment."""
 
     LICENCE = "licences", "行政许可"
     PENALTY = "penalties", "行政处罚"
     COMMITMENT = "commitments", "信用承诺"
     LIST_CHANGE = "list-changes", "红黑名单变更"
+    CASE = "cases", "典型案例"
+    NEWS = "news", "工作动态"
+
+
+# The decisions and declarations the platforms hold and the 公示率 judges (each has a deadline), and the articles
+# (典型案例, 工作动态) that the plan counts as quotas: published on the portal and 信用怀化 only, with no deadline.
+RECORD_KINDS: tuple[Kind, ...] = (Kind.LICENCE, Kind.PENALTY, Kind.COMMITMENT, Kind.LIST_CHANGE)
+ARTICLE_KINDS: tuple[Kind, ...] = (Kind.CASE, Kind.NEWS)
 
 
 class CounterpartCategory(Labelled):
@@ -140,6 +148,11 @@ class ListType(Labelled):
 class ListAction(Labelled):
     ADD = "add", "认定"
     REMOVE = "remove", "移出"
+
+
+class CaseType(Labelled):
+    INTEGRITY = "integrity", "守信激励"
+    DISHONESTY = "dishonesty", "失信惩戒"
 
 
 # Labels that mean the same member but are not its canonical label.

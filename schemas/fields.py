@@ -44,7 +44,7 @@ class Form:
     """What a field type is in the shipped JSON Schema (``schemas.jsonschema`` reads it; pydantic ignores it),
     so the contract files are generated from the same annotations the API validates with."""
 
-    name: str  # text | uscc | id_number | day | money | source_id
+    name: str  # text | uscc | id_number | day | money | source_id | html
 
 
 def _strip_text(value: Any) -> Any:
@@ -158,6 +158,9 @@ IdNumber = Annotated[
 ]
 Day = Annotated[dt.date, BeforeValidator(_parse_date), Form("day")]
 Money = Annotated[Decimal, BeforeValidator(_parse_money), Form("money")]
+Html = Annotated[str, StringConstraints(strict=True, min_length=1), Form("html")]
+"""An HTML fragment as the source wrote it (an article's 正文); each field adds its length with ``Field``."""
+
 SourceId = Annotated[
     str,
     BeforeValidator(_strip_text),

@@ -40,7 +40,7 @@ from schemas.enums import (
     spellings_of,
 )
 from schemas.fields import EARLIEST_DATE, MONEY_MAX_DECIMALS, MONEY_MAX_INTEGER_DIGITS, Form
-from schemas.records import MODELS, Counterpart, RecordBase
+from schemas.records import MODELS, ArticleBase, Counterpart, Document
 
 CONTRACT_DIR = Path(__file__).parent / "contract"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -50,11 +50,16 @@ INEXPRESSIBLE = (
     "resident ID numbers (身份证): the pattern checks the province and the shape, the API also the birth date "
     "(a real date from 1900 to today) and the GB 11643 check digit",
     "dates are real calendar dates (no 2027-02-29): the pattern checks the shape, the months and days 01-31",
-    "decision_date and commitment_date are not after today (Asia/Shanghai)",
+    "decision_date, commitment_date and published_on are not after today (Asia/Shanghai)",
     "end dates are not before their start: valid_to >= valid_from; valid_until and publish_until >= "
     "decision_date; valid_until >= commitment_date; expiry_date >= effective_date",
     f"amounts sent as JSON numbers take at most {MONEY_MAX_DECIMALS} decimals (decimal strings are checked here)",
     "source_id has no format or unassigned characters (control characters, '/' and line breaks are checked here)",
+)
+ARTICLE_NOTES = (
+    "content_html is cleaned to the portal's allow-list before it is stored (p br strong em b i u ul ol li table "
+    "thead tbody tr th td, img with an https: src and an alt, a with an https: href); the answer lists what was "
+    "removed, and a fragment with nothing left once cleaned is refused",
 )
 LENIENT = (
     "enumerations also match with surrounding spaces and in any letter case (' Legal_Entity ')",
@@ -191,6 +196,13 @@ def _form(name: str, metadata: list[Any]) -> dict[str, Any]:
             "exclusiveMaximum": 10**MONEY_MAX_INTEGER_DIGITS,
             "description": f"万元 (1 = 10,000 yuan): a number or a decimal string of at most "
             f"{MONEY_MAX_INTEGER_DIGITS} integer digits and {MONEY_MAX_DECIMALS} decimals",
+        }
+    if name == "html":
+        return {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": limit,
+            "description": f"an HTML fragment of at most {limit} characters, cleaned to the portal's allow-list",
         }
     if name == "source_id":
         return {
@@ -344,17 +356,18 @@ def kind_rules(kind: Kind, schema: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def record_schema(kind: Kind) -> dict[str, Any]:
-    model: type[RecordBase] = MODELS[kind]
+    model: type[Document] = MODELS[kind]
     schema = object_schema(model, "")
     rules = kind_rules(kind, schema)
     counterpart = object_schema(
         Counterpart, "行政相对人 (for commitments: the committer; for list changes: the subject)"
     )
     counterpart["allOf"] = counterpart_rules()
+    unsaid = INEXPRESSIBLE + (ARTICLE_NOTES if issubclass(model, ArticleBase) else ())
     described = (
         f"{kind.label} ({kind.value}): the canonical record of CONTRACT.md, generated from the models the API "
         "validates with (python -m schemas.jsonschema). Checked by the API only, as JSON Schema cannot say it: "
-        + "; ".join(INEXPRESSIBLE)
+        + "; ".join(unsaid)
         + ". Also accepted by the API: "
         + "; ".join(LENIENT)
         + "."
@@ -365,8 +378,9 @@ def record_schema(kind: Kind) -> dict[str, Any]:
         "title": f"{kind.label} {kind.value}",
         **schema,
         "description": described,
-        "$defs": {"Counterpart": counterpart},
     }
+    if "counterpart" in model.model_fields:
+        document["$defs"] = {"Counterpart": counterpart}
     if rules:
         document["allOf"] = rules
     return document

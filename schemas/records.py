@@ -1,4 +1,5 @@
-"""The four canonical record kinds of CONTRACT.md, field for field, with the national standard's lengths.
+"""The canonical kinds of CONTRACT.md, field for field: the four records with the national standard's lengths,
+and the two articles (典型案例, 工作动态) of CONTRACT.md "Articles".
 
 The models hold shape and per-field rules (types, enumerations, lengths, identifier check digits). Rules that
 tie fields together (an identifier required by the counterpart's category, date order, a fine amount required by
@@ -14,6 +15,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from schemas.enums import (
+    CaseType,
     CommitmentType,
     CounterpartCategory,
     Disclosure,
@@ -26,7 +28,7 @@ from schemas.enums import (
     ListType,
     PenaltyCategory,
 )
-from schemas.fields import Day, IdNumber, Money, SourceId, TextField, Uscc, enum_of
+from schemas.fields import Day, Html, IdNumber, Money, SourceId, TextField, Uscc, enum_of
 
 CategoryField = Annotated[CounterpartCategory, BeforeValidator(enum_of(CounterpartCategory))]
 IdTypeField = Annotated[IdType, BeforeValidator(enum_of(IdType))]
@@ -38,6 +40,7 @@ FulfilmentField = Annotated[Fulfilment, BeforeValidator(enum_of(Fulfilment))]
 DisclosureField = Annotated[Disclosure, BeforeValidator(enum_of(Disclosure))]
 ListTypeField = Annotated[ListType, BeforeValidator(enum_of(ListType))]
 ListActionField = Annotated[ListAction, BeforeValidator(enum_of(ListAction))]
+CaseTypeField = Annotated[CaseType, BeforeValidator(enum_of(CaseType))]
 
 
 class _Model(BaseModel):
@@ -60,23 +63,28 @@ class Counterpart(_Model):
     id_number: IdNumber | None = None
 
 
-class RecordBase(_Model):
-    """Fields common to every kind."""
+class Document(_Model):
+    """What every kind has: the business key, the owning department and the date its period counts from."""
 
     kind: ClassVar[Kind]
     source_id: SourceId
     department: TextField = Field(max_length=64)
+
+    @property
+    def decided_on(self) -> dt.date:
+        """The date that places the document in a period (MISSION.md, 公示率; the plan's quotas)."""
+        raise NotImplementedError
+
+
+class RecordBase(Document):
+    """Fields common to every record kind."""
+
     counterpart: Counterpart
     authority: TextField = Field(max_length=200)
     authority_uscc: Uscc
     source_unit: TextField = Field(max_length=200)
     source_unit_uscc: Uscc
     remarks: TextField | None = Field(default=None, max_length=512)
-
-    @property
-    def decided_on(self) -> dt.date:
-        """The date that starts the publication deadline (MISSION.md, 公示率)."""
-        raise NotImplementedError
 
 
 class Licence(RecordBase):
@@ -174,9 +182,43 @@ class ListChange(RecordBase):
         return self.effective_date
 
 
-Record = Licence | Penalty | Commitment | ListChange
+MAX_HTML_CHARS = 100_000
 
-MODELS: dict[Kind, type[RecordBase]] = {m.kind: m for m in (Licence, Penalty, Commitment, ListChange)}
+
+class ArticleBase(Document):
+    """An article for the portal and 信用怀化 (CONTRACT.md "Articles"). ``content_html`` arrives as the source wrote
+    it; ``schemas.validation`` cleans it to the portal's allow-list (``schemas.html``) before it is stored."""
+
+    title: TextField = Field(max_length=200)
+    summary: TextField | None = Field(default=None, max_length=500)
+    content_html: Html = Field(max_length=MAX_HTML_CHARS)
+    published_on: Day
+    author: TextField | None = Field(default=None, max_length=50)
+    source_unit: TextField = Field(max_length=200)
+
+    @property
+    def decided_on(self) -> dt.date:
+        return self.published_on
+
+
+class Case(ArticleBase):
+    """典型案例: a 守信激励 or 失信惩戒 case; a natural person named as its counterpart is masked on the portal."""
+
+    kind: ClassVar[Kind] = Kind.CASE
+    case_type: CaseTypeField
+    counterpart: Counterpart | None = None
+
+
+class News(ArticleBase):
+    """工作动态: work news of the bureau's credit work."""
+
+    kind: ClassVar[Kind] = Kind.NEWS
+
+
+Record = Licence | Penalty | Commitment | ListChange
+Article = Case | News
+
+MODELS: dict[Kind, type[Document]] = {m.kind: m for m in (Licence, Penalty, Commitment, ListChange, Case, News)}
 
 
 def _dated(annotation: Any) -> bool:

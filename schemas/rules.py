@@ -13,15 +13,27 @@ from collections.abc import Iterator
 from schemas import identifiers
 from schemas.enums import CounterpartCategory, Fulfilment, IdType, PenaltyCategory
 from schemas.errors import FieldError
-from schemas.records import Commitment, Counterpart, Licence, ListChange, Penalty, RecordBase
+from schemas.records import (
+    ArticleBase,
+    Case,
+    Commitment,
+    Counterpart,
+    Document,
+    Licence,
+    ListChange,
+    Penalty,
+    RecordBase,
+)
 
 LEGAL = CounterpartCategory.LEGAL_ENTITY
 INDIVIDUAL = CounterpartCategory.INDIVIDUAL_BUSINESS
 PERSON = CounterpartCategory.NATURAL_PERSON
 
 
-def check(record: RecordBase, *, today: dt.date) -> list[FieldError]:
-    errors = list(_counterpart(record.counterpart, today))
+def check(record: Document, *, today: dt.date) -> list[FieldError]:
+    if isinstance(record, ArticleBase):
+        return list(_article(record, today))
+    errors = list(_counterpart(record.counterpart, today)) if isinstance(record, RecordBase) else []
     match record:
         case Licence():
             errors += _licence(record, today)
@@ -122,6 +134,12 @@ def _commitment(rec: Commitment, today: dt.date) -> Iterator[FieldError]:
         for name in ("unfulfilled_content", "liability_action"):
             if getattr(rec, name) is None:
                 yield FieldError(name, "required", "is required when fulfilment is partial or unfulfilled")
+
+
+def _article(rec: ArticleBase, today: dt.date) -> Iterator[FieldError]:
+    yield from _not_after_today("published_on", rec.published_on, today)
+    if isinstance(rec, Case) and rec.counterpart is not None:
+        yield from _counterpart(rec.counterpart, today)
 
 
 def _list_change(rec: ListChange) -> Iterator[FieldError]:

@@ -18,10 +18,12 @@ from schemas.jsonschema import CONTRACT_DIR
 from tests.factories import (
     COMPANY,
     DROP,
+    case,
     commitment,
     licence,
     list_change,
     make_resident_id,
+    news,
     penalty,
     person,
     with_wrong_check_digit,
@@ -35,6 +37,7 @@ INEXPRESSIBLE = {
     "future": "not after today",
     "date_order": "end dates not before their start",
     "number_decimals": "6 decimals of an amount sent as a JSON number",
+    "cleaning": "content_html with nothing left once cleaned to the portal's allow-list",
 }
 LENIENT = {"enum_spelling": "enumerations with surrounding spaces or in another letter case"}
 
@@ -123,7 +126,27 @@ CASES = [
         "commitments",
         commitment(fulfilment="全部未履行", unfulfilled_content="未按期提交材料", liability_action="列入重点关注名单"),
     ),
+    ok("case", "cases", case()),
+    ok("news", "news", news()),
+    ok("case without counterpart", "cases", case(counterpart=DROP)),
+    ok("case of a natural person, type by label", "cases", case(counterpart=person(), case_type="守信激励")),
+    ok("news without summary or author", "news", news(summary=DROP, author=DROP)),
+    ok(
+        "hostile html is cleaned, not refused", "news", news(content_html='<p onclick="x()">正文<script>1</script></p>')
+    ),
+    ok("html at its limit", "news", news(content_html="<p>" + "文" * 99_993 + "</p>")),
     # refused by both
+    bad("unknown case type", "cases", case(case_type="表扬")),
+    bad("case without case type", "cases", case(case_type=DROP)),
+    bad("news with a case type", "news", news(case_type="integrity")),
+    bad("title too long", "news", news(title="题" * 201)),
+    bad("missing content_html", "cases", case(content_html=DROP)),
+    bad("empty content_html", "news", news(content_html="")),
+    bad("content_html over 100,000 characters", "news", news(content_html="<p>" + "文" * 99_994 + "</p>")),
+    bad("html as a number", "news", news(content_html=1)),
+    bad("case counterpart person without ID", "cases", case(counterpart={"name": "张三", "category": "自然人"})),
+    bad("article without source_unit", "news", news(source_unit=DROP)),
+    bad("article with remarks", "news", news(remarks="备注")),
     bad("missing legal representative", "licences", licence(counterpart__legal_representative=DROP)),
     bad("null legal representative", "licences", licence(counterpart__legal_representative=None)),
     bad("legal entity without USCC", "licences", licence(counterpart__uscc=DROP)),
@@ -206,6 +229,8 @@ CASES = [
     bad("publish_until before decision", "penalties", penalty(publish_until="2026-10-09"), "date_order"),
     bad("expiry before effect", "list-changes", list_change(expiry_date="2026-08-31"), "date_order"),
     bad("seven decimals as a number", "penalties", penalty(fine_amount=0.1234567), "number_decimals"),
+    bad("news published tomorrow", "news", news(published_on="2026-11-26"), "future"),
+    bad("nothing left once cleaned", "news", news(content_html="<script>alert(1)</script><!-- x -->"), "cleaning"),
     # accepted by the API, which forgives spellings the schema does not list
     Case(
         "enumeration code padded and capitalised",
@@ -220,11 +245,11 @@ CASES = [
 def unique(cases: list[Case]) -> list[Case]:
     """The corpus with a source_id of its own per record, so accepted records do not become versions of another."""
     out = []
-    for i, case in enumerate(cases):
-        record = case.record
-        if isinstance(record, dict) and "source_id" in record and "source_id" not in case.name:
+    for i, one in enumerate(cases):
+        record = one.record
+        if isinstance(record, dict) and "source_id" in record and "source_id" not in one.name:
             record = record | {"source_id": f"CORPUS-{i:03d}"}
-        out.append(Case(case.name, case.kind, record, case.api_accepts, case.unlike_schema))
+        out.append(Case(one.name, one.kind, record, one.api_accepts, one.unlike_schema))
     return out
 
 

@@ -112,6 +112,43 @@ def list_change(source_id: str = "MD-2026-000003", **changes: Any) -> dict[str, 
     return _apply(data, changes)
 
 
+def _article(source_id: str) -> dict[str, Any]:
+    return {
+        "source_id": source_id,
+        "department": "建工科",
+        "published_on": "2026-11-18",
+        "author": "李明",
+        "source_unit": "怀化市住房和城乡建设局",
+    }
+
+
+def case(source_id: str = "AL-2026-000002", **changes: Any) -> dict[str, Any]:
+    data = _article(source_id) | {
+        "title": "某建筑公司拖欠农民工工资被列入黑名单",
+        "summary": "失信惩戒典型案例",
+        "content_html": "<p>经查，<strong>该公司</strong>拖欠农民工工资，情节严重。</p>"
+        '<p><img src="https://www.huaihua.gov.cn/zjj/a.png" alt="现场"></p>',
+        "case_type": "dishonesty",
+        "counterpart": {
+            "name": "怀化市鹤城建筑工程有限公司",
+            "category": "legal_entity",
+            "uscc": COMPANY,
+            "legal_representative": "张伟",
+        },
+    }
+    return _apply(data, changes)
+
+
+def news(source_id: str = "DT-2026-000011", **changes: Any) -> dict[str, Any]:
+    data = _article(source_id) | {
+        "department": "局办公室",
+        "title": "我局开展“诚信建设万里行”宣传活动",
+        "content_html": "<p>11月18日，我局在五一广场开展诚信宣传。</p>"
+        '<ul><li>发放资料</li><li>现场咨询</li></ul><p><a href="https://www.huaihua.gov.cn/xy">详情</a></p>',
+    }
+    return _apply(data, changes)
+
+
 def person(name: str = "张三") -> dict[str, Any]:
     return {"name": name, "category": "natural_person", "id_type": "resident_id", "id_number": make_resident_id()}
 
@@ -128,7 +165,14 @@ def _apply(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-BUILDERS = {"licences": licence, "penalties": penalty, "commitments": commitment, "list-changes": list_change}
+BUILDERS = {
+    "licences": licence,
+    "penalties": penalty,
+    "commitments": commitment,
+    "list-changes": list_change,
+    "cases": case,
+    "news": news,
+}
 
 
 def canonical_content(kind: Any, today: Any, **changes: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from adapters.sandbox import rules
+from adapters.sandbox import articles, rules
 from adapters.sandbox.faults import Faults
 from adapters.sandbox.routing import Router
 from adapters.sandbox.state import TARGETS, Entry, Result, SandboxState
@@ -36,6 +36,8 @@ from adapters.sandbox.subjects import Subjects, register
 from adapters.sandbox.subjects import admin_router as subjects_admin
 
 MAX_BODY = 5 * 1024 * 1024
+RECORD_TYPES = ("XK", "CF", "CN", "MD")
+COLUMNS = {"xzxk": False, "xzcf": False, "dxal": True, "gzdt": True}  # column: whether its notices are articles
 NONCE_TTL = 600.0
 SKEW = 300.0
 TOKEN_TTL = 600
@@ -412,19 +414,28 @@ def municipal_router(sb: Sandbox) -> Router:
         sb.tokens[value] = sb.state.now() + TOKEN_TTL
         return _json({"access_token": value, "token_type": "Bearer", "expires_in": TOKEN_TTL})
 
-    @router.post("/api/records")
-    async def submit(request: Request) -> Response:
+    async def take(request: Request, path: str) -> Response:
+        """POST /api/records (≤ 200 records) and POST /api/articles (≤ 50 articles, ≤ 5 MB): the same answer."""
         if not token_ok(request):
             return sb.error("municipal", 401, "invalid_token", "token expired or unknown")
         refused = await sb.before("municipal")
         if refused:
             return refused
+        raw = await request.body()
+        article = path == "articles"
+        if article and len(raw) > MAX_BODY:
+            return _json({"code": "4130", "message": "body over 5 MB"}, 413)
         try:
-            entries = json_entries(orjson.loads(await request.body()), "fields")
+            entries = json_entries(orjson.loads(raw), "fields")
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             return _json({"code": "4000", "message": f"malformed request: {exc}"}, 400)
-        if not 0 < len(entries) <= 200:
-            return _json({"code": "4001", "message": "1 to 200 items per request"}, 400)
+        limit = 50 if article else 200
+        if not 0 < len(entries) <= limit:
+            return _json({"code": "4001", "message": f"1 to {limit} items per request"}, 400)
+        astray = [e.type for e in entries if (e.type in articles.ARTICLE_TYPES) != article]
+        if astray:
+            other = "/api/records" if article else "/api/articles"
+            return _json({"code": "4002", "message": f"type {astray[0]} is sent to {other}"}, 400)
         results = sb.state.accept_items("municipal", entries, None)
         await sb.touch()
         body = {
@@ -433,15 +444,23 @@ def municipal_router(sb: Sandbox) -> Router:
         }
         return await sb.after("municipal", _json(body))
 
-    @router.get("/api/records")
-    async def records(
-        request: Request, type: str | None = None, cursor: str | None = None, limit: int = 500
-    ) -> Response:
+    @router.post("/api/records")
+    async def submit(request: Request) -> Response:
+        return await take(request, "records")
+
+    @router.post("/api/articles")
+    async def submit_articles(request: Request) -> Response:
+        return await take(request, "articles")
+
+    async def listing(request: Request, path: str, type: str | None, cursor: str | None, limit: int) -> Response:
         if not token_ok(request):
             return sb.error("municipal", 401, "invalid_token", "token expired or unknown")
         offset = int(cursor) if cursor and cursor.isdigit() else 0
         size = max(1, min(limit, 500))
-        total, rows = sb.state.holdings("municipal", type, offset, size)
+        kinds = articles.ARTICLE_TYPES if path == "articles" else RECORD_TYPES
+        if type is not None and type not in kinds:
+            return _json({"items": [], "next_cursor": None})
+        total, rows = sb.state.holdings("municipal", type or kinds, offset, size)
         items = [
             {
                 "record_id": r["record_id"],
@@ -455,6 +474,18 @@ def municipal_router(sb: Sandbox) -> Router:
         ]
         more = offset + len(rows) < total
         return _json({"items": items, "next_cursor": str(offset + size) if more else None})
+
+    @router.get("/api/records")
+    async def records(
+        request: Request, type: str | None = None, cursor: str | None = None, limit: int = 500
+    ) -> Response:
+        return await listing(request, "records", type, cursor, limit)
+
+    @router.get("/api/articles")
+    async def article_list(
+        request: Request, type: str | None = None, cursor: str | None = None, limit: int = 500
+    ) -> Response:
+        return await listing(request, "articles", type, cursor, limit)
 
     return router
 
@@ -497,16 +528,23 @@ def portal_router(sb: Sandbox) -> Router:
         try:
             notice = orjson.loads(await request.body())
             fields = notice["fields"]
+            article = COLUMNS[notice["column"]]
             ok = (
-                notice["column"] in ("xzxk", "xzcf")
-                and notice["title"]
+                notice["title"]
                 and isinstance(notice["published_on"], str)
                 and all(isinstance(f["label"], str) and isinstance(f["value"], str) for f in fields)
+                and isinstance(notice.get("content_html"), str) == article
             )
         except (orjson.JSONDecodeError, KeyError, TypeError):
             ok = False
         if not ok:
-            return refuse(400, "a notice is {column: xzxk|xzcf, title, published_on: YYYY/MM/DD, fields: [...]}")
+            return refuse(
+                400,
+                "a notice is {column: xzxk|xzcf|dxal|gzdt, title, published_on: YYYY/MM/DD, fields: [...]}, "
+                "with content_html in the article columns (dxal, gzdt) only",
+            )
+        if article and (unclean := articles.check_html(notice["content_html"])):
+            return _json({"code": unclean[0], "message": unclean[1]}, 422)
         wrong = rules.check_notice(notice["published_on"], {f["label"]: f["value"] for f in fields})
         if wrong:
             return _json({"code": wrong[0], "message": wrong[1]}, 422)
@@ -546,6 +584,7 @@ def portal_router(sb: Sandbox) -> Router:
                 "title": r["data"]["title"],
                 "published_on": r["data"]["published_on"],
                 "fields": r["data"]["fields"],
+                **({"content_html": r["data"]["content_html"]} if "content_html" in r["data"] else {}),
                 "updated_at": _iso(r["updated_at"]),
             }
             for r in rows

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from adapters.sandbox import rules
+from adapters.sandbox import articles, rules
 from adapters.sandbox.faults import FaultState
 
 TARGETS = ("national", "provincial", "municipal", "portal")
@@ -205,7 +205,10 @@ class SandboxState:
             return None if row else ("2009", f"withdraw of unknown record {entry.record_id}")
         if entry.op != "upsert":
             return "2004", f"unknown op {entry.op!r}"
-        problem = rules.check(entry.type, entry.data)
+        if entry.type in articles.ARTICLE_TYPES:
+            problem = articles.check_article(entry.type, entry.data)
+        else:
+            problem = rules.check(entry.type, entry.data)
         if problem:
             return problem
         rule = faults.faults.reject_rule
@@ -268,10 +271,16 @@ class SandboxState:
             }
         return True, [known[k] for k in keys if k in known]
 
-    def holdings(self, target: str, type_code: str | None, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    def holdings(
+        self, target: str, type_code: str | Sequence[str] | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of what ``target`` holds, of one type (or of several: 信用怀化 lists records and articles apart)."""
         where, args = "target = ?", [target]
-        if type_code:
+        if isinstance(type_code, str) and type_code:
             where, args = where + " AND type = ?", [*args, type_code]
+        elif type_code and not isinstance(type_code, str):
+            types = list(type_code)
+            where, args = where + f" AND type IN ({','.join('?' * len(types))})", [*args, *types]
         with self.lock:
             total = self.db.execute(f"SELECT count(*) FROM holding WHERE {where}", args).fetchone()[0]
             rows = self.db.execute(

@@ -21,7 +21,7 @@ from gateway.reports.periods import EARLIEST_DAY, LATEST_DAY
 MAX_ID = 2**63 - 1  # the databases' BIGINT: larger ids cannot exist, and would overflow the driver
 MAX_OFFSET = 2**31 - 1
 TARGET_NAMES = ["national", "provincial", "municipal", "portal"]
-KIND_NAMES = ["licences", "penalties", "commitments", "list-changes"]
+KIND_NAMES = ["licences", "penalties", "commitments", "list-changes", "cases", "news"]
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
@@ -56,7 +56,11 @@ Day = Annotated[
 ]
 TargetName = Annotated[str, Path(description="a target", json_schema_extra={"enum": TARGET_NAMES})]
 KindName = Annotated[
-    str, Path(description="licences, penalties, commitments or list-changes", json_schema_extra={"enum": KIND_NAMES})
+    str,
+    Path(
+        description="licences, penalties, commitments, list-changes, cases or news",
+        json_schema_extra={"enum": KIND_NAMES},
+    ),
 ]
 SourceId = Annotated[str, Path(description="the source system's id of the record", max_length=200, pattern=NO_NUL)]
 
@@ -120,6 +124,17 @@ class DeliveryState(BaseModel):
     state: str
 
 
+class Removed(BaseModel):
+    """Articles: one thing cleaning took out of ``content_html`` (an element, attribute, URL or comment)."""
+
+    field: str
+    code: Literal["element_removed", "attribute_removed", "url_removed", "comment_removed"]
+    name: str = Field(description="the element, the attribute, the URL's scheme (javascript:, data:) or comment")
+    line: int
+    column: int
+    message: str
+
+
 class Stored(BaseModel):
     """The answer to a posted record."""
 
@@ -128,6 +143,7 @@ class Stored(BaseModel):
     version: int
     status: Literal["created", "updated", "unchanged"]
     deliveries: list[DeliveryState]
+    removed: list[Removed] | None = Field(default=None, description="articles: what cleaning removed, if anything")
 
 
 class BatchItem(BaseModel):
@@ -136,6 +152,7 @@ class BatchItem(BaseModel):
     id: int | None = None
     version: int | None = None
     errors: list[FieldError] | None = None
+    removed: list[Removed] | None = None
 
 
 class BatchResults(BaseModel):

@@ -17,7 +17,7 @@ from gateway.api.problems import Problem, invalid
 from gateway.clock import local_date
 from gateway.intake import Checked, check_batch, check_one, read_json
 from gateway.services import Services
-from outbox.ingest import Stored
+from outbox.ingest import Incoming, Stored
 from outbox.store import AtomicBatchRefused
 from schemas.enums import Kind, WithdrawReason
 from schemas.errors import FieldError
@@ -29,7 +29,10 @@ SourceSystem = Annotated[
     docs.TextParam | None, Query(description="operators: which source system's record (when several use the id)")
 ]
 
-KIND_HELP = "licences (行政许可), penalties (行政处罚), commitments (信用承诺), list-changes (红黑名单变更)"
+KIND_HELP = (
+    "licences (行政许可), penalties (行政处罚), commitments (信用承诺), list-changes (红黑名单变更), "
+    "cases (典型案例), news (工作动态)"
+)
 
 
 def _kind(value: str) -> Kind:
@@ -51,14 +54,21 @@ def _withdrawn_error(field: str) -> FieldError:
     )
 
 
-def _single_body(stored: Stored) -> dict[str, Any]:
+def _single_body(stored: Stored, incoming: Incoming) -> dict[str, Any]:
     return {
         "id": stored.record_id,
         "source_id": stored.source_id,
         "version": stored.version,
         "status": stored.status,
         "deliveries": stored.deliveries,
+        **_removed(incoming),
     }
+
+
+def _removed(incoming: Incoming) -> dict[str, Any]:
+    """Articles: what cleaning took out of content_html, so the source can see what the portal will not show."""
+    removed = incoming.canonical.removed
+    return {"removed": [r.as_dict() for r in removed]} if removed else {}
 
 
 @router.post(
@@ -104,7 +114,7 @@ async def post_record(kind: docs.KindName, request: Request, principal: Principa
             f"{k.value} {stored.source_id!r} was withdrawn; it takes no new content",
             errors=[_withdrawn_error("source_id")],
         )
-    return _json(_single_body(stored), 201 if stored.status in ("created", "updated") else 200)
+    return _json(_single_body(stored, incoming), 201 if stored.status in ("created", "updated") else 200)
 
 
 @router.post(
@@ -172,7 +182,7 @@ async def post_batch(
 
 def _batch_results(checked: Checked, stored: list[Stored]) -> list[dict[str, Any]]:
     by_index: dict[int, dict[str, Any]] = {}
-    for (index, _), s in zip(checked.accepted, stored, strict=True):
+    for (index, incoming), s in zip(checked.accepted, stored, strict=True):
         if s.status == "withdrawn":
             by_index[index] = {
                 "index": index,
@@ -180,7 +190,13 @@ def _batch_results(checked: Checked, stored: list[Stored]) -> list[dict[str, Any
                 "errors": [_withdrawn_error(f"items[{index}].source_id").as_dict()],
             }
         else:
-            by_index[index] = {"index": index, "status": s.status, "id": s.record_id, "version": s.version}
+            by_index[index] = {
+                "index": index,
+                "status": s.status,
+                "id": s.record_id,
+                "version": s.version,
+                **_removed(incoming),
+            }
     for index, errors in checked.refused.items():
         by_index[index] = {"index": index, "status": "rejected", "errors": [e.as_dict() for e in errors]}
     for index, original in checked.echoes.items():

@@ -23,16 +23,16 @@ from adapters.signing import national_signature
 from gateway.clock import SystemClock
 from gateway.settings import Settings
 from gateway.targets import build_clients, point_at_sandbox
-from schemas.enums import Kind
+from schemas.enums import ARTICLE_KINDS, RECORD_KINDS, Kind
 from tests import live
 from tests.factories import canonical_content, person
 
 TODAY = dt.date(2026, 11, 25)
 RECEIVES = {
-    "national": list(Kind),
-    "provincial": list(Kind),
+    "national": list(RECORD_KINDS),
+    "provincial": list(RECORD_KINDS),
     "municipal": list(Kind),
-    "portal": [Kind.LICENCE, Kind.PENALTY],
+    "portal": [Kind.LICENCE, Kind.PENALTY, *ARTICLE_KINDS],
 }
 CASES = [(t, k) for t, kinds in RECEIVES.items() for k in kinds]
 
@@ -120,8 +120,11 @@ def test_publish_correct_withdraw(
     if target != "portal":
         assert holding.key == first.key
 
-    visible = "reason" if kind is Kind.LIST_CHANGE else "content"
-    corrected = item(record_id, kind, 2, content(kind, remarks="更正：补充备注", **{visible: "更正后的内容"}), target)
+    if kind in ARTICLE_KINDS:
+        changes = {"title": "更正后的标题", "summary": "更正：补充摘要"}
+    else:
+        changes = {"remarks": "更正：补充备注", "reason" if kind is Kind.LIST_CHANGE else "content": "更正后的内容"}
+    corrected = item(record_id, kind, 2, content(kind, **changes), target)
     assert [type(o) for o in settle(client, [corrected])] == [Accepted]
     holding = held(client, kind, record_id)
     assert digest(holding.fields) == digest(expected_fields(target, corrected))

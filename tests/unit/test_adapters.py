@@ -27,7 +27,7 @@ from adapters.portal import Portal, PortalConfig, mask_document, mask_name
 from adapters.provincial import Provincial, ProvincialConfig, schema
 from adapters.signing import exclusive_c14n, hmac_sm3, national_signature, sm3
 from adapters.transport import Transport
-from schemas.enums import Kind
+from schemas.enums import RECORD_KINDS, Kind
 from schemas.validation import Canonical, validate
 from tests.factories import BUILDERS, person
 
@@ -61,10 +61,10 @@ ADAPTERS: dict[str, Any] = {
     "portal": Portal(PortalConfig("demo-portal-token")),
 }
 KINDS = {
-    "national": list(Kind),
-    "provincial": list(Kind),
+    "national": list(RECORD_KINDS),
+    "provincial": list(RECORD_KINDS),
     "municipal": list(Kind),
-    "portal": [Kind.LICENCE, Kind.PENALTY],
+    "portal": [Kind.LICENCE, Kind.PENALTY, Kind.CASE, Kind.NEWS],
 }
 CASES = [(t, k, op) for t, kinds in KINDS.items() for k in kinds for op in Operation]
 
@@ -98,7 +98,7 @@ def test_payloads_match_the_golden_files(target: str, kind: Kind, op: Operation)
     golden(GOLDEN / target / f"{kind.value}-{op.value}.txt", head + body)
 
 
-@pytest.mark.parametrize("kind", list(Kind))
+@pytest.mark.parametrize("kind", list(RECORD_KINDS))
 def test_every_provincial_message_validates_against_the_xsd(kind: Kind) -> None:
     variants = [
         item(kind, "provincial"),
@@ -146,6 +146,50 @@ def test_split_by_the_platforms_limits() -> None:
     assert [len(e.keys) for e in ADAPTERS["national"].plan(items, now=NOW).exchanges] == [450]
     assert len(ADAPTERS["portal"].plan(items[:3], now=NOW).exchanges) == 3
     assert batch_id([i.key for i in items]) == batch_id([i.key for i in items])  # a re-send keeps its batch id
+
+
+def test_municipal_sends_articles_to_their_own_path_by_50_and_under_5_mb() -> None:
+    records = [
+        Item(f"cg-{i}-v1-u-m", f"hhzjj-{i}", Kind.LICENCE, Operation.UPSERT, 1, content(Kind.LICENCE)) for i in range(3)
+    ]
+    small = [
+        Item(f"cg-{i}-v1-u-m", f"hhzjj-{i}", Kind.NEWS, Operation.UPSERT, 1, content(Kind.NEWS)) for i in range(10, 130)
+    ]
+    big_body = content(Kind.CASE, content_html="<p>" + "文" * 99_993 + "</p>")  # 300 KB of UTF-8 each
+    big = [Item(f"cg-{i}-v1-u-m", f"hhzjj-{i}", Kind.CASE, Operation.UPSERT, 1, big_body) for i in range(200, 240)]
+    plan = ADAPTERS["municipal"].plan([*records, *small, *big], now=NOW)
+    paths = [(e.request.path, len(e.keys)) for e in plan.exchanges]
+    assert paths[0] == ("/api/records", 3)
+    # 120 small news by 50; then 20 small beside 17 cases of some 300 KB (5 MB is 17.4 of them), 17, the last 6
+    assert [n for p, n in paths[1:]] == [50, 50, 20 + 17, 17, 6] and {p for p, _ in paths[1:]} == {"/api/articles"}
+    assert all(len(e.request.body) <= 5 * 1024 * 1024 for e in plan.exchanges)
+    assert len(plan.exchanges[3].request.body) + len(orjson.dumps(sent_case(plan))) > 5 * 1024 * 1024
+    assert [k for e in plan.exchanges for k in e.keys] == [i.key for i in [*records, *small, *big]]
+    sent = orjson.loads(plan.exchanges[1].request.body)
+    assert sent[0]["type"] == "DT" and sent[0]["fields"]["WZ_BT"] == content(Kind.NEWS)["title"]
+    assert (
+        ADAPTERS["municipal"]
+        .holdings_exchange(Kind.CASE, None, now=NOW)
+        .request.path.startswith("/api/articles?type=AL")
+    )
+
+
+def sent_case(plan: Any) -> Any:
+    return orjson.loads(plan.exchanges[4].request.body)[0]
+
+
+def test_the_portal_masks_a_person_named_in_a_case() -> None:
+    who = person("欧阳修")
+    notice = ADAPTERS["portal"].notice(item(Kind.CASE, "portal", counterpart=who), NOW)
+    shown = {f["label"]: f["value"] for f in notice["fields"]}
+    assert notice["column"] == "dxal" and notice["published_on"] == "2026/11/18"
+    assert (
+        shown["行政相对人名称"] == "欧阳*"
+        and shown["证件号码"] == who["id_number"][:4] + "*" * 10 + who["id_number"][-4:]
+    )
+    assert who["id_number"] not in orjson.dumps(notice).decode()
+    news_notice = ADAPTERS["portal"].notice(item(Kind.NEWS, "portal"), NOW)
+    assert news_notice["column"] == "gzdt" and "案例类型" not in {f["label"] for f in news_notice["fields"]}
 
 
 # -- signatures: fixed vectors ----------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ FIELD_CODES = {
     "duplicate_value",
     "not_applicable",
     "invalid_source_id",
+    "empty_after_cleaning",
 }
 PROPERTY = settings(
     max_examples=150,
@@ -74,6 +75,27 @@ JSONISH = st.recursive(
 )
 
 
+# Article bodies as sources write them: allowed markup, hostile markup and text; one paragraph always survives.
+HTML_PARTS = st.sampled_from(
+    [
+        "<p>正文</p>",
+        "<strong>加粗</strong>",
+        "a &amp; b &lt; c",
+        '<img src="https://a.example/x.png" alt="图">',
+        '<img src="data:image/png;base64,AAAA" onerror="alert(1)">',
+        '<a href="javascript:alert(1)">链接</a>',
+        '<a href="https://a.example/" target="_blank">链接</a>',
+        "<script>alert(1)</script>",
+        "<!-- 注释 -->",
+        "<div><span style='color:red'>红</span></div>",
+        "<table><tr><td>1</td></tr></table>",
+        "<ul><li>一</li><p>不闭合",
+        "\u3000",
+    ]
+)
+HTML = st.lists(HTML_PARTS, max_size=6).map(lambda parts: "<p>正文</p>" + "".join(parts))
+
+
 @st.composite
 def padded(draw: st.DrawFn, value: str) -> str:
     return draw(PADDING) + value + draw(PADDING)
@@ -100,8 +122,10 @@ def variant(draw: st.DrawFn, kind: Kind, *, wild: bool = False, pad_enums: bool 
             "id_type": draw(st.sampled_from(["resident_id", "身份证", "居民身份证"])),
             "id_number": draw(spelled(make_resident_id())),
         }
-    else:
+    elif "counterpart" in record:
         record["counterpart"] = dict(record["counterpart"]) | {"uscc": draw(spelled(COMPANY))}
+    if "content_html" in record:
+        record["content_html"] = draw(HTML)
     for name in CODE_FIELDS & set(record):
         record[name] = draw(spelled(record[name]))
     for name in DATE_FIELDS & set(record):

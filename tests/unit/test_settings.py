@@ -9,13 +9,26 @@ from gateway.settings import Settings
 from schemas.enums import Kind
 
 
-def test_defaults_route_every_kind_to_the_platforms_and_two_to_the_portal() -> None:
+def test_defaults_route_every_record_kind_to_the_platforms_and_articles_to_portal_and_municipal() -> None:
     routes = Settings().targets.routes()
     assert routes[Kind.LICENCE] == ("national", "provincial", "municipal", "portal")
     assert routes[Kind.PENALTY] == ("national", "provincial", "municipal", "portal")
     assert routes[Kind.COMMITMENT] == ("national", "provincial", "municipal")
     assert routes[Kind.LIST_CHANGE] == ("national", "provincial", "municipal")
     assert Settings().targets.national.base_url == "http://127.0.0.1:8700/national"
+    assert routes[Kind.CASE] == routes[Kind.NEWS] == ("municipal", "portal")  # articles: the two it names
+
+
+def test_articles_cannot_be_routed_to_national_or_provincial(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDIT_GATEWAY_TARGETS__PROVINCIAL__KINDS", "licences,cases")
+    with pytest.raises(ValidationError, match="cases go to the portal and municipal only"):
+        Settings()
+
+
+def test_articles_have_no_deadline_rule_by_default() -> None:
+    rules = Settings().deadlines.rules
+    assert all(Kind.CASE not in r.kinds and Kind.NEWS not in r.kinds for r in rules)
+    assert {r.target for r in rules if Kind.LICENCE in r.kinds} == {"national", "provincial", "municipal", "portal"}
 
 
 def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
