@@ -203,3 +203,30 @@ def month_groups(
     return rates.monthly_groups(
         conn, decided_from=decided_from, decided_to=decided_to, as_of=as_of, as_of_end=as_of_end
     )
+
+
+def latest(conn: Connection, kind: str, *, limit: int) -> list[dict[str, Any]]:
+    """The newest records of one kind with their title (articles: 典型案例, 工作动态), newest first."""
+    title: sa.ColumnElement[str] = sa.literal_column(
+        "(content ->> 'title')" if conn.dialect.name == "postgresql" else "json_extract(content, '$.title')"
+    )
+    rows = conn.execute(
+        sa.select(
+            record.c.id,
+            record.c.source_id,
+            record.c.department,
+            record.c.decided_on,
+            record.c.withdrawn_at,
+            record.c.updated_at,
+            title.label("title"),
+        )
+        .select_from(record_version)
+        .join(
+            record,
+            sa.and_(record.c.id == record_version.c.record_id, record.c.current_version == record_version.c.version),
+        )
+        .where(record.c.kind == kind)
+        .order_by(record.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]

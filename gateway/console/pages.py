@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +17,10 @@ from gateway.console.session import COOKIE, PostedDep, SessionDep, clear_cookie,
 from gateway.people import SignInRefused
 from gateway.services import Services
 from outbox import checks as kept
+from outbox import search
+from schemas.enums import Kind
+
+ARTICLE_KINDS = [k.value for k in Kind if k.value in ("cases", "news")]
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -148,4 +152,10 @@ async def checks(request: Request, current: SessionDep) -> Response:
 
 @router.get("/articles")
 async def articles(request: Request, current: SessionDep) -> Response:
-    return page("articles.html", context(current, nav="articles"))
+    services = _services(request)
+
+    def read(conn: Any) -> dict[str, list[dict[str, Any]]]:
+        return {kind: search.latest(conn, kind, limit=50) for kind in ARTICLE_KINDS}
+
+    found = await run_in_threadpool(services.store.db.read, read)
+    return page("articles.html", context(current, nav="articles", found=found))

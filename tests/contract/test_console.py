@@ -27,7 +27,7 @@ from outbox.people import PeopleStore
 from outbox.store import Store
 from tests import live
 from tests.conftest import bearer
-from tests.factories import COMPANY, licence, make_uscc, penalty, person
+from tests.factories import COMPANY, case, licence, make_uscc, news, penalty, person
 
 PASSWORD = "控制台 long enough pass"
 PAGES = (
@@ -332,3 +332,14 @@ def test_attempts_keep_excerpts_without_secrets_or_clear_ids_until_retention_end
     assert late.prune_excerpts() == len(rows)
     kept = store.db.read(lambda c: c.execute(sa.select(a.c.request_excerpt, a.c.outcome)).all())
     assert len(kept) == len(rows) and all(r.request_excerpt is None for r in kept)  # the attempts stay
+
+
+def test_the_articles_page_lists_cases_and_news_with_their_titles(
+    client: httpx.Client, sign_in: Any, source_key: str
+) -> None:
+    made = client.post("/api/v1/cases", json=case(title="某建筑公司守信激励典型案例"), headers=bearer(source_key))
+    assert made.status_code == 201, made.text
+    client.post("/api/v1/news", json=news(title="全市信用信息归集工作推进会召开"), headers=bearer(source_key))
+    html = sign_in("领导", "viewer").get("/console/articles").text
+    assert "某建筑公司守信激励典型案例" in html and "全市信用信息归集工作推进会召开" in html
+    assert f'data-record-id="{made.json()["id"]}"' in html
