@@ -16,10 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outbox import rates
+from outbox import checks, rates
 from outbox.checks import subject_expression
 from outbox.states import DeliveryState
-from outbox.tables import attempt, audit_event, delivery, record, record_version
+from outbox.tables import attempt, audit_event, credit_check, delivery, record, record_version
 
 # Deliveries the target still owes us an answer on: the backlog an operator watches.
 BACKLOG = (
@@ -230,3 +230,12 @@ def latest(conn: Connection, kind: str, *, limit: int) -> list[dict[str, Any]]:
         .limit(limit)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def newest_checks(conn: Connection, *, limit: int) -> list[dict[str, Any]]:
+    """The newest kept credit checks, newest first (the listing pages forward by id; ids only grow)."""
+    top = conn.execute(sa.select(sa.func.max(credit_check.c.id))).scalar() or 0
+    found = checks.listing(
+        conn, start=None, end=None, department=None, advice=None, limit=limit, after_id=max(0, top - limit)
+    )
+    return list(reversed(found))

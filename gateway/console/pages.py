@@ -16,7 +16,6 @@ from gateway.console.render import refused as refused_page
 from gateway.console.session import COOKIE, PostedDep, SessionDep, clear_cookie, context, cross_site, people, set_cookie
 from gateway.people import SignInRefused
 from gateway.services import Services
-from outbox import checks as kept
 from outbox import search
 from schemas.enums import Kind
 
@@ -142,11 +141,7 @@ async def record(request: Request, current: SessionDep, record_id: Annotated[int
 @router.get("/checks")
 async def checks(request: Request, current: SessionDep) -> Response:
     services = _services(request)
-    rows = await run_in_threadpool(
-        lambda: services.store.db.read(
-            lambda conn: kept.listing(conn, start=None, end=None, department=None, advice=None, limit=100)
-        )
-    )
+    rows = await run_in_threadpool(lambda: services.store.db.read(lambda conn: search.newest_checks(conn, limit=100)))
     return page("checks.html", context(current, nav="checks", rows=rows))
 
 

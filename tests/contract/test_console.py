@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 
 from adapters.sandbox.app import create_sandbox
 from gateway import deadlines
+from gateway.app import build_app
 from gateway.clock import ManualClock, ShiftableClock, SystemClock
 from gateway.housekeeping import Housekeeping
 from gateway.people import People
@@ -343,3 +344,23 @@ def test_the_articles_page_lists_cases_and_news_with_their_titles(
     html = sign_in("领导", "viewer").get("/console/articles").text
     assert "某建筑公司守信激励典型案例" in html and "全市信用信息归集工作推进会召开" in html
     assert f'data-record-id="{made.json()["id"]}"' in html
+
+
+def test_the_checks_page_lists_the_newest_checks_first(
+    settings: Settings, store: Store, clock: ManualClock, operator_key: str
+) -> None:
+    settings.targets.national.enabled = False  # local records only: no platform to ask
+    make_person(store, "领导", "viewer")
+    with live.serve(build_app(settings, store=store, clock=clock)) as url, httpx.Client(base_url=url) as http:
+        for matter in ("第一次查询事项", "第二次查询事项", "第三次查询事项"):
+            body = {
+                "subject": {"uscc": COMPANY},
+                "matter": matter,
+                "matter_type": "licence",
+                "department": "行政审批科",
+                "requested_by": "李四",
+            }
+            assert http.post("/api/v1/credit-checks", json=body, headers=bearer(operator_key)).status_code == 201
+        http.post("/console/login", data={"username": "领导", "password": PASSWORD})
+        html = http.get("/console/checks").text
+    assert html.index("第三次查询事项") < html.index("第二次查询事项") < html.index("第一次查询事项")
