@@ -132,7 +132,8 @@ async def records(request: Request, current: SessionDep) -> Response:
 
 @router.get("/records/{record_id}")
 async def record(request: Request, current: SessionDep, record_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
-    view = await run_in_threadpool(reads.timeline, _services(request), record_id)
+    mask = not current.person.role.may_act
+    view = await run_in_threadpool(lambda: reads.timeline(_services(request), record_id, mask=mask))
     if view is None:
         return page("missing.html", context(current, what=f"记录 #{record_id} 不存在"), status=404)
     return page("record.html", context(current, nav="records", view=view))

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.excerpts import mask_ids
 from gateway.clock import SHANGHAI, local_date
 from gateway.reports.periods import Period, months_back, parse_period
 from gateway.services import Services
@@ -267,8 +268,13 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[str, Any
     return [(f, before.get(f), after.get(f)) for f in sorted(set(before) | set(after)) if before.get(f) != after.get(f)]
 
 
-def timeline(services: Services, record_id: int) -> dict[str, Any] | None:
-    """The API's record view plus every version's content and its changes against the one before."""
+def _masked(value: Any) -> Any:
+    return mask_ids(value) if isinstance(value, str) else value
+
+
+def timeline(services: Services, record_id: int, *, mask: bool = False) -> dict[str, Any] | None:
+    """The API's record view plus every version's content and its changes against the one before; with ``mask``
+    (viewers: leadership reads figures, not people's identities) resident ID numbers are shown masked."""
     key = services.store.db.read(lambda conn: search.record_key(conn, record_id))
     if key is None:
         return None
@@ -279,6 +285,9 @@ def timeline(services: Services, record_id: int) -> dict[str, Any] | None:
     for v in versions:
         v["changes"] = diff(previous, v["content"]) if previous is not None else []
         v["fields"] = _flat(v["content"])
+        if mask:
+            v["changes"] = [(f, _masked(old), _masked(new)) for f, old, new in v["changes"]]
+            v["fields"] = {k: _masked(val) for k, val in v["fields"].items()}
         previous = v["content"]
     view["version_contents"] = versions
 

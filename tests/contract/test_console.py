@@ -324,6 +324,12 @@ def test_attempts_keep_excerpts_without_secrets_or_clear_ids_until_retention_end
     viewer = sign_in("领导", "viewer")
     timeline = viewer.get(f"/console/records/{stored['id']}").text
     assert timeline.count("请求与应答摘录") >= 4 and "名称不一致" in timeline
+    [(fined,)] = store.db.read(
+        lambda c: c.execute(sa.select(tables.record.c.id).where(tables.record.c.kind == "penalties")).all()
+    )
+    assert subject["id_number"] not in viewer.get(f"/console/records/{fined}").text  # viewers see it masked
+    operator = sign_in("值班员", "operator")
+    assert subject["id_number"] in operator.get(f"/console/records/{fined}").text  # the credit office sees it
 
     made = SystemClock().now()
     rules = deadlines.from_settings(settings.deadlines)
