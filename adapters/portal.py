@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -38,13 +37,13 @@ from adapters.base import (
     Request,
     next_page,
 )
+from schemas.calendar import ZONE
 from schemas.enums import ARTICLE_KINDS, CaseType, CounterpartCategory, IdType, Kind, LicenceCategory, LicenceStatus
 from schemas.identifiers import mask_id_number
 
 COLUMNS = {Kind.LICENCE: "xzxk", Kind.PENALTY: "xzcf", Kind.CASE: "dxal", Kind.NEWS: "gzdt"}
 KIND_OF_COLUMN = {v: k for k, v in COLUMNS.items()}
 PAGE_SIZE = 100
-_CST = ZoneInfo("Asia/Shanghai")
 
 # 复姓 that keep both characters when a name is masked (欧阳修 → 欧阳*).
 COMPOUND_SURNAMES = frozenset(
@@ -133,7 +132,7 @@ class Portal:
         return {
             "column": COLUMNS[item.kind],
             "title": title,
-            "published_on": fields.day(now.astimezone(_CST).date().isoformat()),
+            "published_on": fields.day(now.astimezone(ZONE).date().isoformat()),
             "fields": [{"label": label, "value": value} for label, value in rows if value],
         }
 

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from lxml import etree
 
@@ -37,13 +36,13 @@ from adapters.base import (
     next_page,
 )
 from adapters.signing import provincial_signature
+from schemas.calendar import ZONE
 from schemas.enums import Kind
 from schemas.xsd import CONTRACT as XSD_PATH
 
 MAX_BODY = 5 * 1024 * 1024
 PAGE_SIZE = 500
 _MESSAGE_NS = uuid.UUID("5f0d7c1e-3b7a-4c55-9d43-431200000000")
-_CST = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ class Provincial:
         etree.SubElement(header, "MessageId").text = message_id(keys)
         etree.SubElement(header, "Sender").text = self.config.sender
         etree.SubElement(header, "Receiver").text = self.config.receiver
-        etree.SubElement(header, "Timestamp").text = now.astimezone(_CST).isoformat(timespec="seconds")
+        etree.SubElement(header, "Timestamp").text = now.astimezone(ZONE).isoformat(timespec="seconds")
         signature = etree.SubElement(header, "Signature", algorithm="HMAC-SM3")
         body = etree.SubElement(root, "Body")
         body.extend(records)

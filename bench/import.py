@@ -44,7 +44,7 @@ from tests import archive  # noqa: E402
 
 
 def _store(db_url: str) -> Any:
-    from gateway.app import make_store
+    from gateway.compose import make_store
     from gateway.settings import Settings
 
     return make_store(Settings(database_url=db_url))
@@ -179,7 +179,7 @@ def main() -> None:
         )
         for label, url, drop in backends(args.only, args.pg, workdir):
             try:
-                from gateway.app import make_store
+                from gateway.compose import make_store
                 from gateway.settings import Settings
 
                 store = make_store(Settings(database_url=url))

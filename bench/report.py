@@ -4,6 +4,7 @@ Seeds records decided over twelve months (2025-12 … 2026-11) with four deliver
 of standings (on time, late, overdue, pending, withdrawn), by ``generate_series`` / a recursive CTE, then times:
 
 * ``standings``: the month's counts by target, kind and department (the 公示率 itself);
+* ``tasks``: the 月度任务 and 年度任务 alone (the year's accepted articles and list changes, its departments);
 * ``full report``: everything a report holds (standings, 12-month trend, overdue and late lists, yearly quotas);
 
 beside a baseline measured in the same run on the same database: counting the same month's (record, delivery)
@@ -31,11 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.drain import BenchDatabase  # noqa: E402
 from gateway.reports.build import build_report  # noqa: E402
-from gateway.reports.periods import parse_period  # noqa: E402
+from gateway.reports.tasks import task_tables  # noqa: E402
 from outbox import migrate  # noqa: E402
 from outbox.database import Database  # noqa: E402
-from outbox.ingest import end_of_day  # noqa: E402
 from outbox.store import Store  # noqa: E402
+from schemas.calendar import end_of_day  # noqa: E402
+from schemas.periods import parse_period  # noqa: E402
+from schemas.quotas import QuotaTargets  # noqa: E402
 
 # g: record number; decided over 355 days from 2025-12-01; 5 departments; every 20th record a list change.
 # Delivery standing by (g + target index) % 10: 0-5 on time, 6 late, 7 unpublished, 8 retry_wait, 9 dead.
@@ -137,6 +140,7 @@ def measure(store: Store) -> dict[str, float]:
         "month rows": float(rows),
         "baseline": baseline,
         "standings": timed(lambda: store.standings(**window)),
+        "tasks": timed(lambda: task_tables(store, PERIOD, as_of=AS_OF, targets=QuotaTargets())),
         "full report": timed(lambda: build_report(store, PERIOD, as_of=AS_OF, now=now)),
     }
 
@@ -147,7 +151,7 @@ def report(backend: str, deliveries: int, seeded: float, figures: dict[str, floa
         f"\n{backend}: {deliveries:,} deliveries (seeded in {seeded:.0f} s); 2026-10 holds {figures['month rows']:,.0f}"
     )
     print(f"  baseline (count the month's rows):    {base * 1000:8.1f} ms")
-    for name in ("standings", "full report"):
+    for name in ("standings", "tasks", "full report"):
         print(f"  {name + ':':38s} {figures[name] * 1000:8.1f} ms   ({figures[name] / base:4.1f}× baseline)")
 
 

@@ -1,4 +1,5 @@
-"""The composition root: ``build_app(settings, *, store=None, clock=None)`` wires the whole gateway.
+"""The HTTP edge: ``build_app(settings, *, store=None, clock=None)`` mounts the routers on the services that
+``gateway.compose`` builds.
 
 Nothing connects at import time. The store (and its engine) is created here unless a test hands one in; the
 FastAPI lifespan disposes of what this function created.
@@ -16,23 +17,20 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
-from gateway import console, deadlines
+from gateway import console
 from gateway.api import checks, docs, health, mails, operations, problems, records, reports, targets
-from gateway.api.auth import KeyCache
 from gateway.api.bodies import BodyBudget
 from gateway.api.limits import UrlLimit
 from gateway.clock import Clock, SystemClock
-from gateway.housekeeping import Housekeeping
+from gateway.compose import build_services, build_worker, make_store
 from gateway.jobs import Jobs
-from gateway.mailer import ReportMailer
-from gateway.metrics import Metrics
-from gateway.services import Services
+from gateway.services.keys import KeyCache
 from gateway.settings import Settings
 from gateway.shutdown import cancel_after, exchange_seconds
 from gateway.targets import build_clients
 from gateway.worker import Worker
-from outbox.database import Database
 from outbox.store import Store
+from schemas import deadlines
 from schemas.records import MODELS
 
 DESCRIPTION = """
@@ -40,15 +38,6 @@ credit-gateway receives the bureau's credit records (行政许可, 行政处罚,
 systems, checks them against the national 双公示 standard, and delivers them to 信用中国, 信用湖南, 信用怀化 and
 the bureau's website. Authenticate with `Authorization: Bearer <key>`; errors are RFC 9457 problem documents.
 """
-
-
-def make_store(settings: Settings, rules: deadlines.Deadlines | None = None) -> Store:
-    """The store, stamping due dates from ``rules`` (built from the settings when not given)."""
-    db = Database(
-        settings.database_url, pool_size=settings.db_pool_size, sqlite_synchronous=settings.sqlite_synchronous
-    )
-    rules = rules or deadlines.from_settings(settings.deadlines)
-    return Store(db, settings.targets.routes(), rules.due_dates)
 
 
 def build_app(
@@ -60,8 +49,7 @@ def build_app(
     store = store or make_store(settings, rules)
     clock = clock or SystemClock()
     if worker is None and settings.delivery.in_serve:
-        worker = Worker(settings, store, build_clients(settings, clock), clock, rules=rules)
-    services = Services(settings=settings, store=store, clock=clock, metrics=Metrics(), worker=worker)
+        worker = build_worker(settings, store, clock, rules)
     own_clients: dict[str, TargetClient] = {}
 
     def clients() -> dict[str, TargetClient]:
@@ -75,8 +63,7 @@ def build_app(
     def clients_in_use() -> list[TargetClient]:
         return list(worker.clients.values()) if worker is not None else []
 
-    services.housekeeping = Housekeeping(settings, store, clock, rules, clients)
-    services.mailer = ReportMailer(services.housekeeping, rules.calendar)
+    services = build_services(settings, store=store, clock=clock, worker=worker, clients=clients, rules=rules)
     jobs = Jobs(services.housekeeping, services.mailer) if settings.jobs.in_serve else None
 
     @asynccontextmanager
@@ -93,6 +80,7 @@ def build_app(
                 jobs.stop()
             if worker is not None:
                 worker.stop()
+        services.close()
         for client in own_clients.values():
             client.close()
         if owns_store:
@@ -107,7 +95,7 @@ def build_app(
         redoc_url=None,
     )
     app.state.services = services
-    app.state.key_cache = KeyCache(store, settings.key_cache_seconds)
+    app.state.key_cache = KeyCache(services.keys, settings.key_cache_seconds)
     app.state.body_budget = BodyBudget(settings.max_body_bytes_in_flight)
     problems.install(app)
     app.add_middleware(UrlLimit)

@@ -24,9 +24,10 @@ from gateway.gate import Gate
 from gateway.settings import Settings
 from gateway.subjects import NationalSubjects
 from outbox import checks as kept
-from outbox.ingest import Actor, end_of_day
+from outbox.ingest import Actor
 from outbox.store import Store
 from schemas import identifiers
+from schemas.calendar import end_of_day
 from schemas.fields import IdNumber, TextField, Uscc
 from schemas.records import IdTypeField
 

@@ -7,18 +7,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from gateway import cli_people, logs, server, shutdown
-from gateway.clock import SystemClock
+from gateway.services.actors import Actor
+from gateway.services.errors import StoreError, UnknownTarget
 from gateway.settings import Settings
-from outbox.errors import StoreError
-from outbox.ingest import Actor
 from schemas.enums import RECORD_KINDS, Kind
+
+if TYPE_CHECKING:
+    from gateway.services.bundle import Services
 
 app = typer.Typer(
     help="credit-gateway: delivers the bureau's credit records to the credit platforms and proves the 公示率.\n\n"
@@ -49,10 +51,11 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _store(settings: Settings):  # type: ignore[no-untyped-def]
-    from gateway.app import make_store
+def _services(settings: Settings | None = None) -> Services:
+    """The application layer from the one composition root (nothing connects until a use case runs)."""
+    from gateway.compose import build_services
 
-    return make_store(settings)
+    return build_services(settings or _settings())
 
 
 @contextmanager
@@ -110,11 +113,12 @@ def serve(
         from gateway.targets import point_at_sandbox
 
         point_at_sandbox(settings, f"http://{_loopback(listen_host)}:{listen_port}/sandbox")
-    store = _store(settings)
+    services = _services(settings)
     with _store_errors():
-        store.migrate()
+        services.migrate()
     if sandbox:
-        cli_people.demo_admin(store)
+        cli_people.demo_admin(services)
+    services.dispose()  # the app builds its own from the same composition root
     options = {
         "host": listen_host,
         "port": listen_port,
@@ -126,10 +130,9 @@ def serve(
     }
     count = workers or settings.workers
     if count > 1 and not sandbox:  # each worker process builds its own app and engine from the same environment
-        store.db.dispose()
         uvicorn.run("gateway.app:app_from_environment", factory=True, workers=count, **options)  # type: ignore[arg-type]
         return
-    application = build_app(settings, store=store)
+    application = build_app(settings)
     if sandbox:
         from adapters.sandbox.app import create_sandbox
 
@@ -184,39 +187,38 @@ def worker(
     import signal
     import threading
 
-    from gateway.targets import build_clients
-    from gateway.worker import Worker
+    from gateway.compose import build_worker_services
 
     settings = _settings()
     logs.configure(settings.log_level)
-    store = _store(settings)
+    services = build_worker_services(settings)
     with _store_errors():
-        if not store.schema_is_current():
+        if not services.schema_is_current():
             raise _fail(ValueError("the database schema is not current: run `credit-gateway migrate` first"))
-    clock = SystemClock()
-    runner = Worker(settings, store, build_clients(settings, clock), clock)
+    runner = services.worker
+    assert runner is not None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runner.start()
-    probe = _worker_probe(runner, store, metrics_host, metrics_port)
+    probe = _worker_probe(services, metrics_host, metrics_port)
     stop.wait()
     if probe is not None:
         probe.stop()
     runner.stop(within=shutdown.exchange_seconds(settings.shutdown_grace_seconds, serves_http=False))
-    store.db.dispose()
+    services.dispose()
 
 
-def _worker_probe(runner: Any, store: Any, host: str, port: int | None) -> Any:
+def _worker_probe(services: Services, host: str, port: int | None) -> Any:
     if port is None:
         return None
-    from gateway.metrics import Metrics
-    from gateway.worker_probe import Probe
+    from gateway.compose import worker_probe
 
     try:
-        probe = Probe(runner, store, Metrics(), host=host, port=port)
+        probe = worker_probe(services, host=host, port=port)
     except OSError as exc:
-        runner.stop()
+        if services.worker is not None:
+            services.worker.stop()
         raise _fail(ValueError(f"--metrics-port {port}: {exc.strerror or exc}")) from None
     probe.start()
     err.print(f"worker probes on http://{host}:{probe.port} (/healthz, /readyz, /metrics)", highlight=False)
@@ -226,9 +228,9 @@ def _worker_probe(runner: Any, store: Any, host: str, port: int | None) -> Any:
 @app.command()
 def migrate() -> None:
     """Bring the database (CREDIT_GATEWAY_DATABASE_URL) to the newest schema version."""
-    store = _store(_settings())
+    services = _services()
     with _store_errors():
-        revision = store.migrate()
+        revision = services.migrate()
     typer.echo(f"database at schema revision {revision}")
 
 
@@ -258,13 +260,10 @@ def keys_create(
             )
         except ValueError:
             raise _fail(ValueError(f"--kinds takes {', '.join(k.value for k in Kind)}, credit-checks")) from None
-    store = _store(_settings())
+    services = _services()
     with _store_errors():
-        store.migrate()
-        who = _actor()
-        key, info = store.create_key(
-            name=name, role=role, kinds=chosen, actor=who.name, actor_role=who.role, now=SystemClock().now()
-        )
+        services.migrate()
+        key, info = services.keys.create(_actor(), name=name, role=role, kinds=chosen)
     err.print(
         f"created {info.role} key {info.prefix}… for {info.name!r} "
         f"(kinds: {', '.join(info.kinds) if info.kinds else 'all'}); store it now, it is not shown again:"
@@ -276,7 +275,7 @@ def keys_create(
 def keys_list() -> None:
     """List API keys (name, role, kinds, prefix, created, revoked); never the keys themselves."""
     with _store_errors():
-        found = _store(_settings()).list_keys()
+        found = _services().keys.listing()
     table = Table("prefix", "name", "role", "kinds", "created", "revoked")
     for column in table.columns:
         column.overflow = "fold"  # never cut a prefix or a name
@@ -296,10 +295,7 @@ def keys_list() -> None:
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix as `keys list` shows it")]) -> None:
     """Revoke a key; requests with it fail within key_cache_seconds."""
     with _store_errors():
-        who = _actor()
-        count = _store(_settings()).revoke_key(
-            prefix=prefix, actor=who.name, actor_role=who.role, now=SystemClock().now()
-        )
+        count = _services().keys.revoke(_actor(), prefix)
     if not count:
         raise _fail(ValueError(f"no active key with prefix {prefix!r}"))
     typer.echo(f"revoked {count} key(s)")
@@ -309,11 +305,13 @@ def _actor() -> Actor:
     return cli_people.cli_actor()
 
 
-def _known_target(settings: Settings, target: str) -> str:
-    names = [name for name, _ in settings.targets.items()]
-    if target not in names:
-        raise _fail(ValueError(f"{target!r} is not a target; choose one of {', '.join(names)}"))
-    return target
+@contextmanager
+def _known_targets() -> Iterator[None]:
+    """A target name the settings do not define, as one line naming the choices."""
+    try:
+        yield
+    except UnknownTarget as exc:
+        raise _fail(ValueError(f"{exc.target!r} is not a target; choose one of {', '.join(exc.names)}")) from None
 
 
 def _delivery_cells(d: dict[str, Any]) -> list[str]:
@@ -331,7 +329,7 @@ def deliveries_dead(
 ) -> None:
     """List dead letters: deliveries that failed for good, with the target's own code and message."""
     with _store_errors():
-        total, items = _store(_settings()).dead_letters(
+        total, items = _services().operations.dead_letters(
             target=target, kind=kind, department=department, code=code, limit=limit
         )
     table = Table("id", "target", "kind", "source_id", "department", "v", "attempts", "code", "message")
@@ -353,7 +351,7 @@ def deliveries_dead(
 def deliveries_requeue(ids: Annotated[list[int], typer.Argument(help="delivery ids from `deliveries dead`")]) -> None:
     """Send dead deliveries again, with a fresh retry budget."""
     with _store_errors():
-        count = _store(_settings()).requeue(ids=ids, actor=_actor(), now=SystemClock().now())
+        count = _services().operations.requeue(_actor(), ids)
     typer.echo(f"requeued {count} of {len(ids)}")
 
 
@@ -364,24 +362,22 @@ def deliveries_cancel(
 ) -> None:
     """Give up on deliveries (dead, pending or waiting to retry)."""
     with _store_errors():
-        count = _store(_settings()).cancel(ids=ids, actor=_actor(), now=SystemClock().now(), reason=reason)
+        count = _services().operations.cancel(_actor(), ids, reason)
     typer.echo(f"cancelled {count} of {len(ids)}")
 
 
 @targets_app.command("status")
 def targets_status() -> None:
     """Deliveries by state for each target, and which are paused."""
-    settings = _settings()
     with _store_errors():
-        store = _store(settings)
-        counts, paused = store.delivery_counts(), store.paused_targets()
+        rows = _services().targets.status()
     table = Table("target", "enabled", "paused", "pending", "in flight", "awaiting", "retry", "published", "dead")
-    for name, t in settings.targets.items():
-        c = counts.get(name, {})
+    for row in rows:
+        c = row["deliveries"]
         table.add_row(
-            name,
-            "yes" if t.enabled else "no",
-            "yes" if name in paused else "",
+            row["target"],
+            "yes" if row["enabled"] else "no",
+            "yes" if row["paused"] is not None else "",
             *(str(c.get(s, 0)) for s in ("pending", "in_flight", "awaiting_result", "retry_wait", "published", "dead")),
         )
     Console(width=None if sys.stdout.isatty() else 200).print(table)
@@ -403,15 +399,12 @@ def targets_resume(target: Annotated[str, typer.Argument(help="the paused target
 
 
 def _set_paused(target: str, paused: bool, reason: str | None) -> None:
-    settings = _settings()
-    with _store_errors():
-        _store(settings).set_paused(
-            target=_known_target(settings, target),
-            paused=paused,
-            reason=reason,
-            actor=_actor(),
-            now=SystemClock().now(),
-        )
+    operations = _services().operations
+    with _store_errors(), _known_targets():
+        if paused:
+            operations.pause(_actor(), target, reason)
+        else:
+            operations.resume(_actor(), target)
     typer.echo(f"{target} {'paused' if paused else 'resumed'}")
 
 
@@ -424,35 +417,16 @@ def targets_replay(
     """Re-send to a target what it accepted since a day (after it lost data). Lists first unless --send."""
     import datetime as dt
 
-    from gateway.clock import SHANGHAI
-
-    settings = _settings()
+    services = _services()
     try:
         day = dt.date.fromisoformat(since)
     except ValueError:
         raise _fail(ValueError(f"--since takes YYYY-MM-DD, got {since!r}")) from None
-    with _store_errors():
-        plan = _store(settings).replay(
-            target=_known_target(settings, target),
-            since=dt.datetime.combine(day, dt.time(), SHANGHAI),
-            dry_run=dry_run,
-            actor=_actor(),
-            now=SystemClock().now(),
-        )
+    with _store_errors(), _known_targets():
+        plan = services.operations.replay(_actor(), target, day, dry_run)
     for p in plan:
         typer.echo(f"{p['kind']}\t{p['source_system']}\t{p['source_id']}\tv{p['version']}\t{p['key']}")
     err.print(f"{len(plan)} record(s) {'would be' if dry_run else 'are'} sent again to {target}")
-
-
-def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
-    from gateway import deadlines
-    from gateway.app import make_store
-    from gateway.housekeeping import Housekeeping
-    from gateway.targets import build_clients
-
-    clock = SystemClock()
-    rules = deadlines.from_settings(settings.deadlines)
-    return Housekeeping(settings, make_store(settings, rules), clock, rules, lambda: build_clients(settings, clock))
 
 
 def _outputs(formats: list[str], output: Path | None, label: str) -> dict[str, Path]:
@@ -512,8 +486,8 @@ def report(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gateway.reports.build import STEPS
-    from gateway.reports.periods import PeriodError, parse_period
     from gateway.reports.render import FORMATS, render
+    from schemas.periods import PeriodError, parse_period
 
     formats = [f.strip() for f in (format or ("" if email else "xlsx")).split(",") if f.strip()]
     for fmt in formats:
@@ -531,7 +505,8 @@ def report(
     if recipients and settings.smtp.host is None:
         raise _fail(ValueError("--email needs an SMTP server: set CREDIT_GATEWAY_SMTP__HOST (and __PORT, __FROM)"))
     files = _outputs(formats, output, chosen.label)
-    housekeeping = _housekeeping(settings)
+    services = _services(settings)
+    housekeeping = services.housekeeping
     with (
         _store_errors(),
         Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar,
@@ -558,13 +533,11 @@ def report(
     for path in files.values():
         typer.echo(str(path))
     if recipients and report_id is not None:
-        _send_now(housekeeping, chosen, report_id, recipients, resend)
+        _send_now(services, chosen, report_id, recipients, resend)
 
 
-def _send_now(housekeeping: Any, period: Any, report_id: int, recipients: list[str], resend: bool) -> None:
-    from gateway.mailer import ReportMailer
-
-    mailer = ReportMailer(housekeeping, housekeeping.deadlines.calendar)
+def _send_now(services: Services, period: Any, report_id: int, recipients: list[str], resend: bool) -> None:
+    mailer = services.mailer
     with _store_errors():
         ids, skipped = mailer.queue(
             period,
@@ -599,11 +572,11 @@ def deliveries_at_risk(
     limit: Annotated[int, typer.Option(help="at most this many rows")] = 100,
 ) -> None:
     """Unpublished deliveries close to (or past) their deadline, earliest due first."""
-    from gateway.workdays import OutsideCalendar
+    from schemas.calendar import OutsideCalendar
 
     with _store_errors():
         try:
-            view = _housekeeping(_settings()).at_risk(workdays=workdays, limit=limit)
+            view = _services().housekeeping.at_risk(workdays=workdays, limit=limit)
         except OutsideCalendar as exc:
             raise _fail(exc) from None
     table = Table("id", "target", "kind", "source_id", "department", "state", "due", "left", "code")
@@ -618,15 +591,29 @@ def deliveries_at_risk(
         )
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     err.print(f"{len(view['items'])} at risk (due by {view['horizon'].isoformat()})")
+    _print_quotas_at_risk(view["quotas"])
+
+
+def _print_quotas_at_risk(quotas: dict[str, Any]) -> None:
+    """Month end: the departments still short of a monthly quota, with what is missing."""
+    if not quotas["items"]:
+        return
+    table = Table("month", "department", "task", "target", "actual", "missing")
+    for q in quotas["items"]:
+        table.add_row(q["period"], q["department"], q["label"], str(q["target"]), str(q["actual"]), str(q["missing"]))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    err.print(
+        f"{len(quotas['items'])} monthly quotas short (month-end window from {quotas['window_from'].isoformat()})"
+    )
 
 
 @targets_app.command("reconcile")
 def targets_reconcile(target: Annotated[str, typer.Argument(help="the target to compare with")]) -> None:
     """Compare what a target holds with what we published; re-queue what is missing or different."""
-    settings = _settings()
-    with _store_errors():
+    services = _services()
+    with _store_errors(), _known_targets():
         try:
-            run = _housekeeping(settings).reconcile(_known_target(settings, target), actor=_actor())
+            run = services.housekeeping.reconcile(services.operations.known_target(target), actor=_actor())
         except KeyError:
             raise _fail(ValueError(f"{target} is not enabled")) from None
     if run["status"] != "done":
@@ -644,7 +631,7 @@ def targets_reconcile(target: Annotated[str, typer.Argument(help="the target to 
 def expire() -> None:
     """Withdraw from every target the penalties and list entries whose publication period has ended."""
     with _store_errors():
-        housekeeping = _housekeeping(_settings())
+        housekeeping = _services().housekeeping
         filled = housekeeping.refresh_due_dates()
         recomputed = housekeeping.recompute_provisional(actor=_actor())
         done = housekeeping.expire(actor=_actor())
@@ -679,7 +666,6 @@ def import_command(
 
     from gateway.archive.columns import HeaderError
     from gateway.archive.files import FileError
-    from gateway.archive.importer import Importer
 
     chosen = Kind.parse(kind)
     if chosen is None or chosen not in RECORD_KINDS:  # the national template has no articles
@@ -688,18 +674,18 @@ def import_command(
         raise _fail(ValueError(f"{file}: no such file"))
     settings = _settings()
     logs.configure(settings.log_level)
-    store = _store(settings)
+    services = _services(settings)
     with (
         _store_errors(),
         Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
         ) as bar,
     ):
-        if not store.schema_is_current():
+        if not services.schema_is_current():
             raise _fail(ValueError("the database schema is not current: run `credit-gateway migrate` first"))
         task = bar.add_task(f"{file.name} → {chosen.value}", total=None)
         try:
-            outcome = Importer(store, SystemClock(), _actor()).run(
+            outcome = services.importer(_actor()).run(
                 file,
                 kind=chosen,
                 source_system=source_system,
@@ -717,7 +703,7 @@ def import_command(
     if dry_run:
         err.print("dry run: nothing was stored")
     typer.echo(outcome.summary())
-    store.db.dispose()
+    services.dispose()
 
 
 checks_app = typer.Typer(
@@ -729,15 +715,13 @@ app.add_typer(checks_app, name="checks")
 
 @contextmanager
 def _checks(settings: Settings) -> Iterator[Any]:
-    from gateway.checks import CreditChecks
-
-    service = CreditChecks(settings, _store(settings), SystemClock())
+    services = _services(settings)
     try:
         with _store_errors():
-            yield service
+            yield services.checks()
     finally:
-        service.close()
-        service.store.db.dispose()
+        services.close()
+        services.dispose()
 
 
 @checks_app.command("run")
@@ -789,7 +773,7 @@ def checks_list(
     limit: Annotated[int, typer.Option(help="at most this many rows")] = 1000,
 ) -> None:
     """The kept checks of a period (ID numbers masked), with their latest measure."""
-    from gateway.reports.periods import PeriodError, parse_period
+    from schemas.periods import PeriodError, parse_period
 
     try:
         chosen = parse_period(period)

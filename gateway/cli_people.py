@@ -1,6 +1,6 @@
 """``credit-gateway users`` and ``credit-gateway audit``, and who the CLI names in the audit log.
 
-Each command only translates: arguments in, a call to ``gateway.people.People`` or the store, a line or a table
+Each command only translates: arguments in, a call to the services (``gateway.compose``), a line or a table
 out, one line and a non-zero exit for a refusal. The CLI's actor is ``--actor NAME`` given before the command
 (``credit-gateway --actor 李四 deliveries requeue 7``), or else the OS user, with the role ``cli``.
 """
@@ -13,16 +13,20 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.clock import SHANGHAI, SystemClock
+from gateway.services.actors import Actor
+from gateway.services.errors import StoreError
 from gateway.settings import Settings
-from outbox.errors import StoreError
-from outbox.ingest import Actor
+from schemas.calendar import ZONE
+
+if TYPE_CHECKING:
+    from gateway.people import People
+    from gateway.services.bundle import Services
 
 users_app = typer.Typer(
     help="People who sign in to the console: create, list, disable, reset-password.", no_args_is_help=True
@@ -63,25 +67,23 @@ def _refusals() -> Iterator[None]:
         raise _fail(str(exc)) from None
 
 
-def _store() -> Any:
-    from gateway.app import make_store
+def _services() -> Services:
+    """The application layer for a command that needs a migrated database."""
+    from gateway.compose import build_services
 
     try:
         settings = Settings()
     except ValueError as exc:
         raise _fail(f"configuration error: {exc}", 2) from None
-    store = make_store(settings)
+    services = build_services(settings)
     with _refusals():
-        if not store.schema_is_current():
+        if not services.schema_is_current():
             raise _fail("the database schema is not current: run `credit-gateway migrate` first")
-    return store
+    return services
 
 
-def _people() -> Any:
-    from gateway.people import People
-    from outbox.people import PeopleStore
-
-    return People(PeopleStore(_store().db), SystemClock())
+def _people() -> People:
+    return _services().people()
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -93,14 +95,11 @@ def _read_password(password_stdin: bool) -> str:
     return line.removesuffix("\n").removesuffix("\r")
 
 
-def demo_admin(store: Any) -> None:
+def demo_admin(services: Services) -> None:
     """For ``serve --sandbox``: on the first start (nobody exists yet), make an admin and print the password once,
     on the terminal only (never to the log)."""
-    from gateway.people import People
-    from outbox.people import PeopleStore
-
     with _refusals():
-        made = People(PeopleStore(store.db), SystemClock()).ensure_demo_admin()
+        made = services.people().ensure_demo_admin()
     if made is not None:
         name, password = made
         err.print(
@@ -169,11 +168,11 @@ def _moment(value: str | None, option: str, *, end: bool) -> dt.datetime | None:
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value) + dt.timedelta(days=1 if end else 0)
-            return dt.datetime.combine(day, dt.time(), SHANGHAI)
+            return dt.datetime.combine(day, dt.time(), ZONE)
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise _fail(f"{option}: not a date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM): {value!r}", 2) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZONE)
 
 
 @audit_app.command("list")
@@ -192,7 +191,7 @@ def audit_list(
     """List audit entries, newest first: when, who, what, on which record, details."""
     start, stop = _moment(since, "--since", end=False), _moment(until, "--until", end=True)
     with _refusals():
-        found = _store().audit_entries(actor=by, action=action, since=start, until=stop, limit=limit)
+        found = _services().audit.entries(actor=by, action=action, since=start, until=stop, limit=limit)
     if as_json:
         for entry in found:
             typer.echo(json.dumps({**entry, "at": entry["at"].isoformat()}, ensure_ascii=False))
@@ -204,7 +203,7 @@ def audit_list(
         subject = f"{e['kind']} {e['source_id']}" if e["kind"] else ""
         table.add_row(
             str(e["seq"] if e["seq"] is not None else "—"),
-            e["at"].astimezone(SHANGHAI).isoformat(timespec="seconds"),
+            e["at"].astimezone(ZONE).isoformat(timespec="seconds"),
             e["actor"],
             e["role"],
             e["action"],
@@ -220,7 +219,7 @@ def audit_verify(
 ) -> None:
     """Walk the hash chain; name the first entry altered, removed or inserted (exit 1), or print the head."""
     with _refusals():
-        verdict = _store().verify_audit(limit=limit)
+        verdict = _services().audit.verify(limit=limit)
     if verdict.intact:
         typer.echo(
             f"audit chain intact: {verdict.entries} entries; head seq {verdict.head_seq} sha256 {verdict.head_hash}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from schemas.calendar import local_day
 
 
 class Clock(Protocol):
@@ -43,9 +42,9 @@ class ManualClock:
             self._now = moment
 
 
-def local_date(clock: Clock, zone: ZoneInfo = SHANGHAI) -> dt.date:
+def local_date(clock: Clock) -> dt.date:
     """Today where the bureau is (deadlines and "no future decision date" are judged in Asia/Shanghai)."""
-    return clock.now().astimezone(zone).date()
+    return local_day(clock.now())
 
 
 class ShiftableClock:

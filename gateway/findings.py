@@ -2,7 +2,7 @@
 
 Local records count when in force on the check's day (Asia/Shanghai): a list entry added, in effect, not past its
 ``expiry_date`` and not followed by a removal from the same list; a penalty inside its publication period
-(``gateway.expiry``: the source's 公示截止期, else the period rules in force on the decision date; a decision no
+(``schemas.expiry``: the source's 公示截止期, else the period rules in force on the decision date; a decision no
 rule set covers is outside every period); a commitment ``partial`` or ``unfulfilled``. National entries count on
 the same terms. An entry both hold is shown once, with both sources: penalties are the same entry when their
 decision numbers match, list entries when list, list name and start date match.
@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.national import SubjectReport
-from gateway.expiry import penalty_end
-from gateway.settings import PeriodRuleSet
+from schemas.expiry import PeriodRuleSet, penalty_end
 
 # 严重失信 penalties (issue 11): 吊销许可证件, 责令停产停业, 责令关闭, 限制从业, 行政拘留.
 SERIOUS_CATEGORIES = frozenset(

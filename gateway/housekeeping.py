@@ -13,19 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.client import TargetClient
-from gateway import expiry
 from gateway.clock import Clock, local_date
-from gateway.deadlines import Deadlines, standing
 from gateway.reconcile import reconcile
 from gateway.reports.build import Progress, build_report
-from gateway.reports.periods import Period, parse_period
+from gateway.reports.tasks import TaskTables, task_tables
+from gateway.services.actors import Wake, no_worker
 from gateway.settings import Settings
-from gateway.workdays import OutsideCalendar, OverrideError
 from outbox import excerpts
-from outbox.ingest import Actor, end_of_day
+from outbox.ingest import Actor
 from outbox.provisional import Recomputed
 from outbox.store import Store
+from schemas import expiry
+from schemas.calendar import OutsideCalendar, OverrideError, end_of_day
+from schemas.deadlines import Deadlines, standing
 from schemas.enums import ARTICLE_KINDS, Kind, WithdrawReason
+from schemas.periods import Period, parse_period
+from schemas.quotas import QuotaTargets, month_end_window, month_label, shortfalls
 
 log = logging.getLogger(__name__)
 SYSTEM = Actor("scheduler", "system")
@@ -42,6 +45,7 @@ class Housekeeping:
     clock: Clock
     deadlines: Deadlines
     clients: Callable[[], dict[str, TargetClient]]
+    wake: Wake = no_worker  # the push loop in this process, told when reconciliation requeues
 
     def today(self) -> dt.date:
         return local_date(self.clock)
@@ -58,8 +62,48 @@ class Housekeeping:
             now=self.clock.now(),
             departments=self.settings.jobs.report_departments,
             trend_months=self.settings.jobs.trend_months,
+            quota_targets=self.quota_targets(),
             progress=progress,
         )
+
+    def quota_targets(self) -> QuotaTargets:
+        q = self.settings.quotas
+        return QuotaTargets(
+            portal_news_per_month=q.portal_news_per_month,
+            municipal_news_per_month=q.municipal_news_per_month,
+            cases_per_year=q.cases_per_year,
+            red_list_per_year=q.red_list_per_year,
+            black_list_per_year=q.black_list_per_year,
+        )
+
+    def task_tables(self, period: str | Period | None = None, *, as_of: dt.date | None = None) -> TaskTables:
+        """月度任务 and 年度任务 as plain rows (the console's view): this month by default, as of today."""
+        day = as_of or self.today()
+        chosen = parse_period(period or month_label(day)) if not isinstance(period, Period) else period
+        return task_tables(
+            self.store,
+            chosen,
+            as_of=day,
+            departments=self.settings.jobs.report_departments,
+            targets=self.quota_targets(),
+        )
+
+    def quotas_at_risk(self, today: dt.date) -> dict[str, Any]:
+        """In the month's last N working days (settings: ``QUOTAS__MONTH_END_WORKDAYS``), the monthly tasks not
+        met yet, each with what is missing; before that window, none."""
+        n = self.settings.quotas.month_end_workdays
+        if n == 0:
+            return {"window_from": None, "items": []}
+        try:
+            start = month_end_window(today, self.deadlines.calendar, n)
+        except OutsideCalendar as exc:  # the deliveries still answer; the month end cannot be placed
+            log.warning("month-end quota window unknown: %s", exc, extra={"action": "quota_window_unknown"})
+            return {"window_from": None, "items": [], "calendar_missing": str(exc)}
+        items = []
+        if today >= start:
+            month = month_label(today)
+            items = [r.as_dict() for r in shortfalls(self.task_tables(month, as_of=today).monthly, month)]
+        return {"window_from": start, "items": items}
 
     def create_report(
         self,
@@ -85,7 +129,8 @@ class Housekeeping:
     # -- deadlines ---------------------------------------------------------------------------------------
 
     def at_risk(self, *, workdays: int | None = None, limit: int = 200) -> dict[str, Any]:
-        """Unpublished deliveries due within ``workdays`` working days (overdue ones first: earliest due date)."""
+        """Unpublished deliveries due within ``workdays`` working days (overdue ones first: earliest due date),
+        and, at month end, the departments short of their monthly quota (``quotas``)."""
         today = self.today()
         n = self.settings.deadlines.at_risk_workdays if workdays is None else workdays
         horizon, basis = (today, "official") if n == 0 else self.deadlines.calendar.add_workdays_with_basis(today, n)
@@ -94,7 +139,14 @@ class Housekeeping:
             due = item["due_date"]
             item["overdue"] = due < today
             item["workdays_left"] = 0 if due <= today else self.deadlines.calendar.workdays_between(today, due)
-        return {"today": today, "horizon": horizon, "horizon_basis": basis, "workdays": n, "items": items}
+        return {
+            "today": today,
+            "horizon": horizon,
+            "horizon_basis": basis,
+            "workdays": n,
+            "items": items,
+            "quotas": self.quotas_at_risk(today),
+        }
 
     def refresh_due_dates(self) -> int:
         """Fill due dates left empty because the calendar lacked a year it now has (an override was added)."""
@@ -251,4 +303,19 @@ class Housekeeping:
         if target not in clients:
             raise KeyError(target)
         kinds = [k for k in Kind if target in self.store.routes.get(k, ())]
-        return reconcile(self.store, clients[target], kinds, actor=actor, clock=self.clock)
+        run = reconcile(self.store, clients[target], kinds, actor=actor, clock=self.clock)
+        if run["requeued"]:
+            self.wake([target])
+        return run
+
+    def reconciliations(self, *, target: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return self.store.reconciliations(target=target, limit=limit)
+
+    def reconciliation(self, run_id: int) -> dict[str, Any] | None:
+        return self.store.reconciliation(run_id)
+
+    def reports(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        return self.store.reports(limit=limit)
+
+    def report(self, report_id: int) -> dict[str, Any] | None:
+        return self.store.report(report_id)

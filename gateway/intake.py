@@ -13,7 +13,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from gateway.api.problems import Problem
-from outbox.ingest import Incoming
+from gateway.services.records import Incoming
 from schemas.enums import Kind
 from schemas.errors import FieldError, under
 from schemas.validation import Canonical, validate

@@ -17,10 +17,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from gateway.clock import SHANGHAI
 from gateway.housekeeping import SYSTEM, Housekeeping
 from gateway.mailer import ReportMailer
-from gateway.reports.periods import parse_period, previous_month
+from schemas.calendar import ZONE
+from schemas.periods import parse_period, previous_month
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class Jobs:
     def __init__(self, housekeeping: Housekeeping, mailer: ReportMailer | None = None) -> None:
         self.housekeeping = housekeeping
         self.mailer = mailer
-        self.scheduler = BackgroundScheduler(timezone=SHANGHAI)
+        self.scheduler = BackgroundScheduler(timezone=ZONE)
         settings = housekeeping.settings.jobs
         self.schedule: dict[str, tuple[str, Callable[[], object]]] = {
             "daily-report": (settings.daily_report_cron, self.daily_report),
@@ -40,7 +40,7 @@ class Jobs:
         for name, (cron, job) in self.schedule.items():
             self.scheduler.add_job(
                 self._guarded(name, job),
-                CronTrigger.from_crontab(cron, timezone=SHANGHAI),
+                CronTrigger.from_crontab(cron, timezone=ZONE),
                 id=name,
                 name=name,
                 max_instances=1,
@@ -51,7 +51,7 @@ class Jobs:
             mail = housekeeping.settings.report_mail
             self.scheduler.add_job(
                 self._guarded("report-mail", self.report_mail),
-                CronTrigger.from_crontab(mail.send_cron, timezone=SHANGHAI),
+                CronTrigger.from_crontab(mail.send_cron, timezone=ZONE),
                 id="report-mail",
                 name="report-mail",
                 max_instances=1,

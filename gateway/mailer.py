@@ -23,13 +23,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from gateway.clock import SHANGHAI, Clock, local_date
+from gateway.clock import Clock, local_date
 from gateway.housekeeping import SYSTEM, Housekeeping
-from gateway.reports.periods import Period, parse_period, previous_month
 from gateway.reports.render import percent, render
-from gateway.workdays import OutsideCalendar, WorkCalendar
 from outbox.ingest import Actor
 from outbox.lifecycle import RetryPolicy
+from schemas.calendar import ZONE, OutsideCalendar, WorkCalendar
+from schemas.periods import Period, parse_period, previous_month
 
 log = logging.getLogger("gateway.mailer")
 
@@ -105,7 +105,7 @@ def build_message(
     message["Subject"] = subject(schedule_kind, report["period"], report["as_of"])
     message["From"] = sender
     message["To"] = mail["recipient"]
-    message["Date"] = format_datetime(now.astimezone(SHANGHAI))
+    message["Date"] = format_datetime(now.astimezone(ZONE))
     domain = sender.rsplit("@", 1)[-1] if "@" in sender else "credit-gateway"
     message["Message-ID"] = f"<report-mail-{mail['id']}-{mail['edition'].replace(':', '.')}@{domain}>"
     message.set_content(body_text({**report, "_attachments": formats}))
@@ -150,6 +150,13 @@ class ReportMailer:
         )
 
     # -- schedules ---------------------------------------------------------------------------------------
+
+    def mails(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Report mail sent and to be sent, newest first."""
+        return self.store.report_mails(state=state, limit=limit)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return self.store.report_schedules()
 
     def seed_schedules(self) -> None:
         schedules = [s.model_dump() for s in self.settings.report_mail.schedules]

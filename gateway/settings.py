@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretSt
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.enums import ARTICLE_KINDS, RECORD_KINDS, Kind
+from schemas.expiry import PeriodRuleSet
 
 SANDBOX_URL = "http://127.0.0.1:8700"
 ALL_KINDS = tuple(Kind)
@@ -170,19 +171,6 @@ class DeadlineSettings(BaseModel):
     at_risk_workdays: int = Field(default=3, ge=0, le=60)  # "at risk": unpublished and due within this many
 
 
-class PeriodRuleSet(BaseModel):
-    """How long a penalty stays public when the source gives no 公示截止期, for decisions from ``effective_from``.
-
-    The longest period of the decision's penalty categories applies (STANDARDS.md §3); months count from the
-    decision date.
-    """
-
-    name: str
-    effective_from: dt.date
-    default_months: int = Field(ge=0, le=120)
-    months_by_category: dict[str, int] = Field(default_factory=dict)
-
-
 _SEVERE = (
     "revoke_licence",
     "lower_qualification",
@@ -274,6 +262,18 @@ class CheckSettings(BaseModel):
     retention_days: int | None = Field(default=None, ge=1)  # None: kept for ever (留存查询记录)
 
 
+class QuotaSettings(BaseModel):
+    """The plan's quotas (三(四)2–4): the defaults are the plan's figures; the month-end window is how many of a
+    month's last working days a department still short of its monthly quota shows in the at-risk view."""
+
+    portal_news_per_month: int = Field(default=1, ge=0, le=1000)  # per department, on the bureau's website
+    municipal_news_per_month: int = Field(default=2, ge=0, le=1000)  # bureau-wide, to 信用怀化
+    cases_per_year: int = Field(default=1, ge=0, le=1000)  # per department, typical cases (典型案例)
+    red_list_per_year: int = Field(default=1, ge=0, le=1000)  # per department, red-list pushes
+    black_list_per_year: int = Field(default=1, ge=0, le=1000)  # per department, black-list pushes
+    month_end_workdays: int = Field(default=5, ge=0, le=23)  # 0: no month-end quota entries at risk
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -303,6 +303,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     report_mail: ReportMailSettings = Field(default_factory=ReportMailSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @model_validator(mode="after")
     def _no_demo_secrets_in_production(self) -> Settings:

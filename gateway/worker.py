@@ -24,7 +24,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from adapters.client import TargetClient
-from gateway import deadlines, shutdown
+from gateway import shutdown
 from gateway.clock import Clock
 from gateway.delivery import DeliveryEngine
 from gateway.gate import Gate
@@ -32,6 +32,7 @@ from gateway.settings import Settings
 from outbox import notify
 from outbox.lifecycle import RetryPolicy
 from outbox.store import Store
+from schemas import deadlines
 
 log = logging.getLogger("gateway.worker")
 

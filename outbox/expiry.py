@@ -1,7 +1,7 @@
 """Candidates for publication-period expiry: live penalties and list entries whose period may have ended.
 
 Explicit end dates are compared in SQL (ISO dates compare as strings); penalties without one are candidates once
-the shortest period could have passed, and ``gateway.expiry`` decides with the rule sets.
+the shortest period could have passed, and ``schemas.expiry`` decides with the rule sets.
 """
 
 from __future__ import annotations

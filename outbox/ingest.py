@@ -16,7 +16,6 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,30 +24,16 @@ from sqlalchemy.engine import Connection
 from outbox import audit, notify
 from outbox.states import REPLACEABLE, DeliveryState, Operation, idempotency_key
 from outbox.tables import delivery, record, record_version
+from schemas.calendar import end_of_day
+from schemas.deadlines import DueDate
 from schemas.enums import Kind
 from schemas.validation import Canonical
 
 Status = Literal["created", "updated", "unchanged", "withdrawn"]
 
 
-@dataclass(frozen=True, slots=True)
-class DueDate:
-    """A delivery's deadline and its basis: ``official`` (a published working-day schedule, or calendar days) or
-    ``provisional`` (counted before the year's schedule was published; recomputed when it is)."""
-
-    day: dt.date
-    basis: str = "official"
-
-
 # (kind, decision date, targets) → due date per target; targets left out have none (no rule, or no calendar yet).
 DueDates = Callable[[Kind, dt.date, Sequence[str]], Mapping[str, DueDate]]
-BUREAU_ZONE = ZoneInfo("Asia/Shanghai")
-
-
-def end_of_day(day: dt.date) -> dt.datetime:
-    """The end of ``day`` in Asia/Shanghai as an exclusive UTC bound: a delivery's ``due_by``, and the cut-off
-    of "as it stood on" a day. Published before the end of its due date means on time."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), BUREAU_ZONE).astimezone(dt.UTC)
 
 
 def due_by(day: dt.date | None) -> dt.datetime | None:

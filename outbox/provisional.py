@@ -1,6 +1,6 @@
 """Provisional due dates: finding them, and replacing them with official ones in one audited transaction.
 
-A provisional due date was counted before its year's 放假安排 was published (``gateway.workdays``). When the
+A provisional due date was counted before its year's 放假安排 was published (``schemas.calendar``). When the
 schedule arrives, the housekeeping job recomputes each distinct (kind, decision date, target) and hands the
 answers here. Every delivery whose date or basis changes is updated, and each record concerned gets one
 ``deadline.recomputed`` audit row naming the old and the new date per target, so an operator can see why a
@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outbox import audit
-from outbox.ingest import Actor, end_of_day
+from outbox.ingest import Actor
 from outbox.states import Operation
 from outbox.tables import PROVISIONAL, delivery, record
+from schemas.calendar import end_of_day
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """公示率 in SQL: how each (record, target) stands on a day, counted by target, kind and department.
 
-The standing of a (record, target) pair, exactly as ``gateway.deadlines.standing`` defines it:
+The standing of a (record, target) pair, exactly as ``schemas.deadlines.standing`` defines it:
 
 * its due date is the current version's; its publication is the first business acceptance of any version
   (a correction of a record that was already public does not make it unpublished);
@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outbox.states import DeliveryState, Operation
-from outbox.tables import UNPUBLISHED, delivery, record, record_version
+from outbox.tables import UNPUBLISHED, delivery, record
 from schemas.enums import RECORD_KINDS
 
 JUDGED = [k.value for k in RECORD_KINDS]  # the kinds with deadlines; articles are counted by the quotas instead
@@ -211,60 +211,6 @@ def record_counts(conn: Connection, *, decided_from: dt.date, decided_to: dt.dat
         .group_by(record.c.department, record.c.kind)
     )
     return {(r.department, r.kind): int(r.n) for r in rows}
-
-
-def quotas(conn: Connection, *, year: int, departments: Sequence[str]) -> list[dict[str, Any]]:
-    """Per department and year: list changes pushed (accepted by at least one target), red and black apart,
-    and the records of each kind, for the "each department at least once a year" rule.
-
-    Two light queries: counts by kind straight from ``record``, and the pushes of the few list changes only.
-    """
-    start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
-    in_year = sa.and_(record.c.decided_on >= start, record.c.decided_on <= end)
-    by_kind = conn.execute(
-        sa.select(record.c.department, record.c.kind, sa.func.count().label("n"))
-        .where(in_year)
-        .group_by(record.c.department, record.c.kind)
-    )
-    counts: dict[str, dict[str, int]] = {}
-    for r in by_kind:
-        counts.setdefault(r.department, {})[r.kind] = int(r.n)
-    pushed = sa.exists(
-        sa.select(delivery.c.id).where(
-            delivery.c.record_id == record.c.id,
-            delivery.c.operation == Operation.PUBLISH.value,
-            delivery.c.state == DeliveryState.PUBLISHED.value,
-        )
-    )
-    colour = record_version.c.content["list"].as_string().label("colour")
-    lists = conn.execute(
-        sa.select(record.c.department, colour, sa.func.count().label("n"))
-        .join(
-            record_version,
-            sa.and_(record_version.c.record_id == record.c.id, record_version.c.version == record.c.current_version),
-        )
-        .where(in_year, record.c.kind == "list-changes", pushed)
-        .group_by(record.c.department, colour)
-    )
-    for r in lists:
-        counts.setdefault(r.department, {})[f"pushed-{r.colour}"] = int(r.n)
-    out = []
-    for name in sorted(set(departments) | set(counts)):
-        mine = counts.get(name, {})
-        red, black = mine.get("pushed-red", 0), mine.get("pushed-black", 0)
-        out.append(
-            {
-                "department": name,
-                "year": year,
-                "red": red,
-                "black": black,
-                "commitments": mine.get("commitments", 0),
-                "penalties": mine.get("penalties", 0),
-                "licences": mine.get("licences", 0),
-                "met": red >= 1 and black >= 1,
-            }
-        )
-    return out
 
 
 def at_risk(conn: Connection, *, due_by_date: dt.date, limit: int) -> list[dict[str, Any]]:

@@ -291,9 +291,6 @@ class Store:
     def listed(self, *, which: Sequence[str], **period: Any) -> dict[str, list[dict[str, Any]]]:
         return self.db.read(lambda c: rates.listed(c, which=which, **period))
 
-    def quotas(self, *, year: int, departments: Sequence[str]) -> list[dict[str, Any]]:
-        return self.db.read(lambda c: rates.quotas(c, year=year, departments=departments))
-
     def at_risk(self, *, due_by_date: dt.date, limit: int) -> list[dict[str, Any]]:
         return self.db.read(lambda c: rates.at_risk(c, due_by_date=due_by_date, limit=limit))
 

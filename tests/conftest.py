@@ -22,13 +22,13 @@ import httpx
 import psycopg
 import pytest
 
-from gateway import deadlines
 from gateway.app import build_app
 from gateway.clock import ManualClock
 from gateway.settings import DeliverySettings, JobSettings, Settings
 from outbox import migrate
 from outbox.database import Database
 from outbox.store import Store
+from schemas import deadlines
 from tests import live
 
 for name in list(os.environ):  # the developer's shell must not leak configuration into tests

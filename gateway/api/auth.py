@@ -6,8 +6,6 @@ database round trip per request; a revoked key therefore stops working within th
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -16,9 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.problems import Problem
-from outbox.ingest import Actor
-from outbox.keys import KeyInfo
-from outbox.store import Store
+from gateway.services.actors import Actor
+from gateway.services.keys import KeyCache
 from schemas.enums import Kind
 
 CHECKS = "credit-checks"  # a key "kind" that is not a record kind: may run credit checks (事前监管)
@@ -40,34 +37,6 @@ class Principal:
 
     def may_read(self, kind: Kind) -> bool:
         return self.role == "operator" or self.may_send(kind)
-
-
-class KeyCache:
-    def __init__(self, store: Store, ttl_seconds: float) -> None:
-        self._store = store
-        self._ttl = ttl_seconds
-        self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
-        self._lock = threading.Lock()
-
-    def cached(self, key: str) -> tuple[bool, KeyInfo | None]:
-        """(True, info) when a fresh answer is at hand; the hot path then needs no thread and no query."""
-        with self._lock:
-            hit = self._entries.get(key)
-        if hit is not None and time.monotonic() - hit[0] < self._ttl:
-            return True, hit[1]
-        return False, None
-
-    def get(self, key: str) -> KeyInfo | None:
-        found, info = self.cached(key)
-        if found:
-            return info
-        now = time.monotonic()
-        info = self._store.lookup_key(key)
-        with self._lock:
-            if len(self._entries) > 10_000:  # unknown keys must not grow the cache without bound
-                self._entries.clear()
-            self._entries[key] = (now, info)
-        return info
 
 
 _UNAUTHORISED = {"WWW-Authenticate": 'Bearer realm="credit-gateway"'}

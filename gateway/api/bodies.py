@@ -24,7 +24,7 @@ from gateway import memory
 from gateway.api.auth import Principal, authenticate
 from gateway.api.problems import BODY_TITLE, Problem, invalid, param_errors
 from gateway.intake import read_json, too_large
-from gateway.services import Services
+from gateway.services.bundle import Services
 from schemas.errors import from_pydantic
 
 M = TypeVar("M", bound=BaseModel)

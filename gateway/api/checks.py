@@ -9,9 +9,6 @@ in this process.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import orjson
@@ -24,22 +21,10 @@ from gateway.api.auth import CHECKS, Principal, authenticate, forbid
 from gateway.api.bodies import body_doc, json_body
 from gateway.api.problems import Problem
 from gateway.checks import Advice, CheckBody, CreditChecks, IdentifierRefused, MeasureBody
-from gateway.services import Services
+from gateway.services.bundle import Services
 from schemas.errors import FieldError
 
-_made = threading.Lock()
-
-
-@asynccontextmanager
-async def _lifespan(app: Any) -> AsyncIterator[None]:
-    """Close the check service's connections and threads with the app (merged into the app's lifespan)."""
-    yield
-    made: CreditChecks | None = getattr(app.state, "credit_checks", None)
-    if made is not None:
-        made.close()
-
-
-router = APIRouter(prefix="/api/v1/credit-checks", tags=["credit checks"], lifespan=_lifespan)
+router = APIRouter(prefix="/api/v1/credit-checks", tags=["credit checks"])
 
 
 async def checker(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
@@ -52,15 +37,8 @@ CheckerDep = Annotated[Principal, Depends(checker)]
 
 
 def service(request: Request) -> CreditChecks:
-    state = request.app.state
-    with _made:
-        found: CreditChecks | None = getattr(state, "credit_checks", None)
-        if found is None:
-            services: Services = state.services
-            gate = services.worker.gates.get("national") if services.worker is not None else None
-            found = CreditChecks(services.settings, services.store, services.clock, gate)
-            state.credit_checks = found
-    return found
+    services: Services = request.app.state.services
+    return services.checks()
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -16,7 +16,7 @@ from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from gateway.reports.periods import EARLIEST_DAY, LATEST_DAY
+from schemas.periods import EARLIEST_DAY, LATEST_DAY
 
 MAX_ID = 2**63 - 1  # the databases' BIGINT: larger ids cannot exist, and would overflow the driver
 MAX_OFFSET = 2**31 - 1

@@ -10,8 +10,8 @@ from starlette.responses import JSONResponse, Response
 from gateway.api import docs
 from gateway.api.auth import check_key
 from gateway.api.problems import Problem
-from gateway.services import Services
-from outbox.errors import StoreError
+from gateway.services.bundle import Services
+from gateway.services.errors import StoreError
 
 router = APIRouter(tags=["operations"])
 
@@ -30,7 +30,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
-        current = await run_in_threadpool(services.store.schema_is_current)
+        current = await run_in_threadpool(services.schema_is_current)
     except StoreError as exc:
         raise Problem(503, "not-ready", "Not ready", f"database unreachable: {exc}") from None
     if not current:

@@ -32,8 +32,8 @@ async def report_mails(
     state: MailState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
-    store = request.app.state.services.store
-    return _json({"items": await run_in_threadpool(lambda: store.report_mails(state=state, limit=limit))})
+    mailer = request.app.state.services.mailer
+    return _json({"items": await run_in_threadpool(lambda: mailer.mails(state=state, limit=limit))})
 
 
 @router.get(
@@ -43,4 +43,4 @@ async def report_mails(
     responses=docs.problems(401, 403, 503),
 )
 async def report_schedules(request: Request, _: OperatorDep) -> Response:
-    return _json({"items": await run_in_threadpool(request.app.state.services.store.report_schedules)})
+    return _json({"items": await run_in_threadpool(request.app.state.services.mailer.schedules)})

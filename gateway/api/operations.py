@@ -5,7 +5,6 @@ Every call needs an operator key and lands in the audit log with the key's name.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 import orjson
@@ -19,8 +18,8 @@ from gateway.api.auth import Principal, authenticate, forbid
 from gateway.api.bodies import body_doc, json_body
 from gateway.api.docs import MAX_OFFSET, Day, Flag, RowId, TargetName, Text, TextParam
 from gateway.api.problems import Problem
-from gateway.clock import SHANGHAI
-from gateway.services import Services
+from gateway.services.bundle import Services
+from gateway.services.errors import UnknownTarget
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 
@@ -39,10 +38,12 @@ def _json(body: Any) -> Response:
 
 
 def _target(services: Services, target: str) -> str:
-    names = [name for name, _ in services.settings.targets.items()]
-    if target not in names:
-        raise Problem(404, "unknown-target", "No such target", f"{target!r} is not one of {', '.join(names)}")
-    return target
+    try:
+        return services.operations.known_target(target)
+    except UnknownTarget as exc:
+        raise Problem(
+            404, "unknown-target", "No such target", f"{target!r} is not one of {', '.join(exc.names)}"
+        ) from None
 
 
 class Ids(BaseModel):
@@ -80,7 +81,7 @@ async def dead_letters(
 ) -> Response:
     services: Services = request.app.state.services
     total, items = await run_in_threadpool(
-        services.store.dead_letters,
+        services.operations.dead_letters,
         target=target,
         kind=kind,
         department=department,
@@ -102,11 +103,7 @@ async def requeue(
     request: Request, principal: OperatorDep, body: Annotated[Ids, Depends(json_body(Ids, operator))]
 ) -> Response:
     services: Services = request.app.state.services
-    count = await run_in_threadpool(
-        services.store.requeue, ids=body.ids, actor=principal.actor, now=services.clock.now()
-    )
-    if services.worker is not None:
-        services.worker.wake(services.clients_names())
+    count = await run_in_threadpool(services.operations.requeue, principal.actor, body.ids)
     return _json({"requeued": count})
 
 
@@ -121,9 +118,7 @@ async def cancel(
     request: Request, principal: OperatorDep, body: Annotated[Ids, Depends(json_body(Ids, operator))]
 ) -> Response:
     services: Services = request.app.state.services
-    count = await run_in_threadpool(
-        services.store.cancel, ids=body.ids, actor=principal.actor, now=services.clock.now(), reason=body.reason
-    )
+    count = await run_in_threadpool(services.operations.cancel, principal.actor, body.ids, body.reason)
     return _json({"cancelled": count})
 
 
@@ -142,12 +137,7 @@ async def pause(
 ) -> Response:
     services: Services = request.app.state.services
     await run_in_threadpool(
-        services.store.set_paused,
-        target=_target(services, target),
-        paused=True,
-        reason=body.reason if body else None,
-        actor=principal.actor,
-        now=services.clock.now(),
+        services.operations.pause, principal.actor, _target(services, target), body.reason if body else None
     )
     return _json({"target": target, "paused": True})
 
@@ -160,16 +150,7 @@ async def pause(
 )
 async def resume(target: TargetName, request: Request, principal: OperatorDep) -> Response:
     services: Services = request.app.state.services
-    await run_in_threadpool(
-        services.store.set_paused,
-        target=_target(services, target),
-        paused=False,
-        reason=None,
-        actor=principal.actor,
-        now=services.clock.now(),
-    )
-    if services.worker is not None:
-        services.worker.wake([target])
+    await run_in_threadpool(services.operations.resume, principal.actor, _target(services, target))
     return _json({"target": target, "paused": False})
 
 
@@ -187,15 +168,7 @@ async def replay(
     body: Annotated[Replay, Depends(json_body(Replay, operator))],
 ) -> Response:
     services: Services = request.app.state.services
-    since = dt.datetime.combine(body.since, dt.time(), SHANGHAI)
     plan = await run_in_threadpool(
-        services.store.replay,
-        target=_target(services, target),
-        since=since,
-        dry_run=body.dry_run,
-        actor=principal.actor,
-        now=services.clock.now(),
+        services.operations.replay, principal.actor, _target(services, target), body.since, body.dry_run
     )
-    if services.worker is not None and not body.dry_run:
-        services.worker.wake([target])
     return _json({"target": target, "dry_run": body.dry_run, "count": len(plan), "items": plan})

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from outbox import errors as store_errors
+from gateway.services import errors as store_errors
 from schemas.errors import FieldError, from_detail
 
 log = logging.getLogger("gateway.api")

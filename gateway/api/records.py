@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -16,9 +17,9 @@ from gateway.api.bodies import BodySlot, body_doc, json_body
 from gateway.api.problems import Problem, invalid
 from gateway.clock import local_date
 from gateway.intake import Checked, check_batch, check_one, read_json
-from gateway.services import Services
-from outbox.ingest import Incoming, Stored
-from outbox.store import AtomicBatchRefused
+from gateway.services.bundle import Services
+from gateway.services.errors import AtomicBatchRefused
+from gateway.services.records import Incoming, Stored
 from schemas.enums import Kind, WithdrawReason
 from schemas.errors import FieldError
 from schemas.records import MODELS
@@ -103,9 +104,9 @@ async def post_record(kind: docs.KindName, request: Request, principal: Principa
     data = await read_json(request, services.settings.max_body_bytes)
     incoming = check_one(k, data, local_date(services.clock))
     if isinstance(incoming, list):
-        await run_in_threadpool(services.refused, principal, k, incoming)
+        await run_in_threadpool(services.records.refused, principal.actor, k, incoming)
         raise invalid(incoming)
-    [stored] = await run_in_threadpool(services.ingest, principal, k, [incoming], False)
+    [stored] = await run_in_threadpool(services.records.ingest, principal.actor, k, [incoming], False)
     if stored.status == "withdrawn":
         raise Problem(
             409,
@@ -162,11 +163,13 @@ async def post_batch(
     )
     if checked.refused:
         refused = [e for i in sorted(checked.refused) for e in checked.refused[i]]
-        await run_in_threadpool(services.refused, principal, k, refused, len(checked.refused))
+        await run_in_threadpool(services.records.refused, principal.actor, k, refused, len(checked.refused))
     if atomic and checked.refused:
         raise invalid(refused, f"{len(checked.refused)} item(s) refused; atomic batch: nothing was stored")
     try:
-        stored = await run_in_threadpool(services.ingest, principal, k, [i for _, i in checked.accepted], atomic)
+        stored = await run_in_threadpool(
+            services.records.ingest, principal.actor, k, [i for _, i in checked.accepted], atomic
+        )
     except AtomicBatchRefused as exc:
         index_of = {inc.canonical.source_id: idx for idx, inc in checked.accepted}
         raise invalid(
@@ -238,7 +241,12 @@ async def withdraw(
     k = _kind(kind)
     services: Services = request.app.state.services
     system = principal.name if principal.role == "source" else source_system
-    result = await run_in_threadpool(services.withdraw, principal, k, source_id, body, system)
+    result = await run_in_threadpool(
+        partial(services.records.withdraw, reason=body.reason, note=body.note, source_system=system),
+        principal.actor,
+        k,
+        source_id,
+    )
     return _json(
         {
             "id": result.record_id,
@@ -268,5 +276,4 @@ async def get_record(
         raise forbid(principal, f"read {k.value}")
     services: Services = request.app.state.services
     system = principal.name if principal.role == "source" else source_system
-    view = await run_in_threadpool(services.store.record_view, k, source_id, system)
-    return _json(services.housekeeping.annotate(view))
+    return _json(await run_in_threadpool(services.records.view, k, source_id, system))

@@ -23,10 +23,10 @@ from gateway.api.docs import Day
 from gateway.api.operations import OperatorDep, _json, _target, operator
 from gateway.api.problems import PARAMS_TITLE, Problem, invalid
 from gateway.housekeeping import Housekeeping
-from gateway.reports.periods import Period, PeriodError, parse_period
 from gateway.reports.render import MEDIA_TYPES, Format, render
-from gateway.workdays import OutsideCalendar
+from schemas.calendar import OutsideCalendar
 from schemas.errors import FieldError
+from schemas.periods import Period, PeriodError, parse_period
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -94,7 +94,7 @@ async def create_report(
     responses=docs.problems(401, 403, 422, 503),
 )
 async def list_reports(request: Request, _: OperatorDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-    return _json({"items": await run_in_threadpool(_housekeeping(request).store.reports, limit=limit)})
+    return _json({"items": await run_in_threadpool(_housekeeping(request).reports, limit=limit)})
 
 
 @router.get(
@@ -117,7 +117,7 @@ async def list_reports(request: Request, _: OperatorDep, limit: Annotated[int, Q
 async def get_report(
     report_id: Annotated[int, Path(ge=1, le=docs.MAX_ID)], request: Request, _: OperatorDep, format: Format = "json"
 ) -> Response:
-    run = await run_in_threadpool(_housekeeping(request).store.report, report_id)
+    run = await run_in_threadpool(_housekeeping(request).report, report_id)
     if run is None:
         raise Problem(404, "unknown-report", "No such report", f"no stored report has id {report_id}")
     body = await run_in_threadpool(render, run["data"], format)
@@ -161,9 +161,6 @@ async def reconcile(target: docs.TargetName, request: Request, principal: Operat
         run = await run_in_threadpool(lambda: housekeeping.reconcile(target, actor=principal.actor))
     except KeyError:
         raise Problem(409, "target-disabled", "Target disabled", f"{target} is not enabled") from None
-    worker = request.app.state.services.worker
-    if worker is not None and run["requeued"]:
-        worker.wake([target])
     return _json(run)
 
 
@@ -179,7 +176,7 @@ async def reconciliations(
     target: Annotated[docs.TextParam | None, Query(description="a target name")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
-    items = await run_in_threadpool(lambda: _housekeeping(request).store.reconciliations(target=target, limit=limit))
+    items = await run_in_threadpool(lambda: _housekeeping(request).reconciliations(target=target, limit=limit))
     return _json({"items": items})
 
 
@@ -192,7 +189,7 @@ async def reconciliations(
 async def reconciliation(
     run_id: Annotated[int, Path(ge=1, le=docs.MAX_ID)], request: Request, _: OperatorDep
 ) -> Response:
-    run = await run_in_threadpool(_housekeeping(request).store.reconciliation, run_id)
+    run = await run_in_threadpool(_housekeeping(request).reconciliation, run_id)
     if run is None:
         raise Problem(404, "unknown-reconciliation", "No such reconciliation run", f"no run has id {run_id}")
     return _json(run)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from gateway.api import docs
 from gateway.api.auth import Principal, authenticate, forbid
-from gateway.services import Services
+from gateway.services.bundle import Services
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 
@@ -26,19 +26,5 @@ async def list_targets(request: Request, principal: Annotated[Principal, Depends
     if principal.role != "operator":
         raise forbid(principal, "see target status")
     services: Services = request.app.state.services
-    counts = await run_in_threadpool(services.store.delivery_counts)
-    paused = await run_in_threadpool(services.store.paused_targets)
-    health = services.worker.status() if services.worker is not None else {}
-    body = [
-        {
-            "target": name,
-            "enabled": t.enabled,
-            "kinds": [k.value for k in t.kinds],
-            "base_url": t.base_url,
-            "paused": paused.get(name),
-            "deliveries": counts.get(name, {}),
-            "health": health.get(name),
-        }
-        for name, t in services.settings.targets.items()
-    ]
+    body = await run_in_threadpool(services.targets.status)
     return Response(orjson.dumps({"targets": body}), media_type="application/json")

@@ -1,8 +1,6 @@
-"""Every change the console makes, in one place, each calling exactly what the API router (or the CLI, for keys and
-people) calls for the same action, with the signed-in person as the actor: the audit entry is the same entry.
-
-When the application layer's services land, this is the one file to re-point. Reads that must follow the API
-(target health) go through the API's own function too.
+"""Every change the console makes, in one place, each one call of the application layer (``gateway.services``):
+the service the API router (or the CLI, for keys and people) calls for the same action, with the signed-in person
+as the actor, so the audit entry is the same entry. Pages translate forms to these calls and the answers back.
 """
 
 from __future__ import annotations
@@ -10,76 +8,50 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import orjson
-from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from gateway.api import targets as api_targets
-from gateway.api.auth import Principal
-from gateway.clock import SHANGHAI
 from gateway.people import People, Person
-from gateway.reports.periods import Period
-from gateway.services import Services
-from outbox.ingest import Actor
+from gateway.services.actors import Actor
+from gateway.services.bundle import Services
 from outbox.keys import KeyInfo
+from schemas.periods import Period
 
 
 class TargetDisabled(Exception):
     """Reconciliation asked of a target that is not enabled (the API's 409)."""
 
 
-# -- dead letters (the API's POST /dead-letters/requeue and /cancel) ---------------------------------------------
+# -- dead letters (services.operations, as POST /dead-letters/requeue and /cancel) --------------------------------
 
 
 async def requeue(services: Services, actor: Actor, ids: list[int]) -> int:
-    count = await run_in_threadpool(services.store.requeue, ids=ids, actor=actor, now=services.clock.now())
-    if services.worker is not None:
-        services.worker.wake(services.clients_names())
-    return int(count)
+    return await run_in_threadpool(services.operations.requeue, actor, ids)
 
 
 async def cancel(services: Services, actor: Actor, ids: list[int], reason: str | None) -> int:
-    count = await run_in_threadpool(
-        services.store.cancel, ids=ids, actor=actor, now=services.clock.now(), reason=reason
-    )
-    return int(count)
+    return await run_in_threadpool(services.operations.cancel, actor, ids, reason)
 
 
 # -- targets (POST /targets/{t}/pause, /resume, /replay, /reconcile) ---------------------------------------------
 
 
 async def pause(services: Services, actor: Actor, target: str, reason: str | None) -> None:
-    await run_in_threadpool(
-        services.store.set_paused, target=target, paused=True, reason=reason, actor=actor, now=services.clock.now()
-    )
+    await run_in_threadpool(services.operations.pause, actor, target, reason)
 
 
 async def resume(services: Services, actor: Actor, target: str) -> None:
-    await run_in_threadpool(
-        services.store.set_paused, target=target, paused=False, reason=None, actor=actor, now=services.clock.now()
-    )
-    if services.worker is not None:
-        services.worker.wake([target])
+    await run_in_threadpool(services.operations.resume, actor, target)
 
 
 async def replay(services: Services, actor: Actor, target: str, since: dt.date, dry_run: bool) -> list[dict[str, Any]]:
-    start = dt.datetime.combine(since, dt.time(), SHANGHAI)
-    plan: list[dict[str, Any]] = await run_in_threadpool(
-        services.store.replay, target=target, since=start, dry_run=dry_run, actor=actor, now=services.clock.now()
-    )
-    if services.worker is not None and not dry_run:
-        services.worker.wake([target])
-    return plan
+    return await run_in_threadpool(services.operations.replay, actor, target, since, dry_run)
 
 
 async def reconcile(services: Services, actor: Actor, target: str) -> dict[str, Any]:
     try:
-        run: dict[str, Any] = await run_in_threadpool(lambda: services.housekeeping.reconcile(target, actor=actor))
+        return await run_in_threadpool(lambda: services.housekeeping.reconcile(target, actor=actor))
     except KeyError:
         raise TargetDisabled(target) from None
-    if services.worker is not None and run["requeued"]:
-        services.worker.wake([target])
-    return run
 
 
 # -- reports (POST /reports) -----------------------------------------------------------------------------------
@@ -91,28 +63,20 @@ async def create_report(
     return await run_in_threadpool(lambda: services.housekeeping.create_report(period, actor=actor, as_of=as_of))
 
 
-# -- API keys (what `credit-gateway keys create|revoke` calls) ---------------------------------------------------
+# -- API keys (services.keys, as `credit-gateway keys create|revoke`) ---------------------------------------------
 
 
 async def create_key(
     services: Services, actor: Actor, name: str, role: str, kinds: tuple[str, ...] | None
 ) -> tuple[str, KeyInfo]:
-    return await run_in_threadpool(
-        lambda: services.store.create_key(
-            name=name, role=role, kinds=kinds, actor=actor.name, actor_role=actor.role, now=services.clock.now()
-        )
-    )
+    return await run_in_threadpool(lambda: services.keys.create(actor, name=name, role=role, kinds=kinds))
 
 
 async def revoke_key(services: Services, actor: Actor, prefix: str) -> int:
-    return await run_in_threadpool(
-        lambda: services.store.revoke_key(
-            prefix=prefix, actor=actor.name, actor_role=actor.role, now=services.clock.now()
-        )
-    )
+    return await run_in_threadpool(services.keys.revoke, actor, prefix)
 
 
-# -- people (what `credit-gateway users` calls) ------------------------------------------------------------------
+# -- people (services.people(), as `credit-gateway users`) ----------------------------------------------------------
 
 
 async def create_person(
@@ -135,8 +99,10 @@ async def reset_password(people: People, actor: Actor, name: str, password: str)
 # -- reads that must show what the API shows ---------------------------------------------------------------------
 
 
-async def target_status(request: Request, person: Person) -> list[dict[str, Any]]:
-    """GET /api/v1/targets as the API answers it (enabled, paused, deliveries by state, health)."""
-    response = await api_targets.list_targets(request, Principal(person.name, "operator", None))
-    body: dict[str, list[dict[str, Any]]] = orjson.loads(bytes(response.body))
-    return body["targets"]
+async def target_status(services: Services) -> list[dict[str, Any]]:
+    """Each target's status as GET /api/v1/targets answers it (services.targets: enabled, paused, counts, health)."""
+    return await run_in_threadpool(services.targets.status)
+
+
+async def dead_letters(services: Services, **filters: Any) -> tuple[int, list[dict[str, Any]]]:
+    return await run_in_threadpool(lambda: services.operations.dead_letters(**filters))

@@ -10,14 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from gateway.api.auth import CHECKS
-from gateway.clock import SHANGHAI
 from gateway.console import actions
 from gateway.console.render import page
 from gateway.console.session import AdminPageDep, AdminPostDep, SessionDep, context, people
 from gateway.people import PeopleError
-from gateway.services import Services
+from gateway.services.bundle import Services
 from outbox import errors
 from outbox.keys import ROLES as KEY_ROLES
+from schemas.calendar import ZONE as SHANGHAI
 from schemas.enums import Kind
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -44,7 +44,7 @@ async def audit(request: Request, current: SessionDep) -> Response:
             except ValueError:
                 problems.append(f"{name}：日期格式应为 YYYY-MM-DD（收到 {value!r}）")
     entries = await run_in_threadpool(
-        lambda: _services(request).store.audit_entries(
+        lambda: _services(request).audit.entries(
             actor=params.get("actor") or None, action=params.get("action") or None, limit=300, **bounds
         )
     )
@@ -55,7 +55,7 @@ async def audit(request: Request, current: SessionDep) -> Response:
 
 @router.get("/keys")
 async def keys(request: Request, current: AdminPageDep) -> Response:
-    found = await run_in_threadpool(_services(request).store.list_keys)
+    found = await run_in_threadpool(_services(request).keys.listing)
     return page(
         "keys.html",
         context(
@@ -81,7 +81,7 @@ async def create_key(request: Request, posted: AdminPostDep) -> Response:
     if chosen and any(k not in allowed for k in chosen):
         return _back("/console/keys", "未知的记录类别")
     key, info = await actions.create_key(_services(request), posted.session.person.actor, name, role, chosen)
-    found = await run_in_threadpool(_services(request).store.list_keys)
+    found = await run_in_threadpool(_services(request).keys.listing)
     return page(
         "keys.html",
         context(posted.session, nav="keys", keys=found, created=(key, info), notice=None, kinds=sorted(allowed)),

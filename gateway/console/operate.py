@@ -19,9 +19,9 @@ from gateway.console import actions
 from gateway.console.render import page
 from gateway.console.session import ActingDep, Posted, SessionDep, context
 from gateway.people import Session
-from gateway.reports.periods import PeriodError, parse_period
 from gateway.reports.render import MEDIA_TYPES, render
-from gateway.services import Services
+from gateway.services.bundle import Services
+from schemas.periods import PeriodError, parse_period
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 FILTERS = ("target", "kind", "department", "code")
@@ -34,7 +34,7 @@ def _services(request: Request) -> Services:
 
 
 def _targets(services: Services) -> list[str]:
-    return [name for name, _ in services.settings.targets.items()]
+    return services.operations.target_names()
 
 
 def _back(path: str, **notice: str) -> RedirectResponse:
@@ -52,9 +52,7 @@ async def dead_letters(request: Request, current: SessionDep) -> Response:
         page_no = max(1, int(request.query_params.get("page") or 1))
     except ValueError:
         page_no = 1
-    total, items = await run_in_threadpool(
-        lambda: services.store.dead_letters(**filters, limit=PAGE, offset=(page_no - 1) * PAGE)
-    )
+    total, items = await actions.dead_letters(services, **filters, limit=PAGE, offset=(page_no - 1) * PAGE)
     return page(
         "dead_letters.html",
         context(
@@ -77,9 +75,7 @@ async def _matching(services: Services, posted: Posted) -> list[int]:
     filters = {k: posted.text(k) for k in FILTERS}
     ids: list[int] = []
     while True:
-        total, items = await run_in_threadpool(
-            lambda: services.store.dead_letters(**filters, limit=1000, offset=len(ids))
-        )
+        total, items = await actions.dead_letters(services, **filters, limit=1000, offset=len(ids))
         ids.extend(int(i["id"]) for i in items)
         if not items or len(ids) >= total:
             return ids
@@ -121,8 +117,8 @@ async def targets(request: Request, current: SessionDep) -> Response:
 
 async def _targets_page(request: Request, current: Session, **extra: Any) -> Response:
     services = _services(request)
-    status = await actions.target_status(request, current.person)
-    runs = await run_in_threadpool(lambda: services.store.reconciliations(limit=20))
+    status = await actions.target_status(services)
+    runs = await run_in_threadpool(lambda: services.housekeeping.reconciliations(limit=20))
     return page(
         "targets.html",
         context(
@@ -192,7 +188,7 @@ async def reconcile(request: Request, target: str, posted: ActingDep) -> Respons
 async def reconciliations(request: Request, current: SessionDep) -> Response:
     services = _services(request)
     target = request.query_params.get("target") or None
-    runs = await run_in_threadpool(lambda: services.store.reconciliations(target=target, limit=100))
+    runs = await run_in_threadpool(lambda: services.housekeeping.reconciliations(target=target, limit=100))
     return page("reconciliations.html", context(current, nav="reconciliations", runs=runs, run=None))
 
 
@@ -200,7 +196,7 @@ async def reconciliations(request: Request, current: SessionDep) -> Response:
 async def reconciliation(
     request: Request, current: SessionDep, run_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> Response:
-    run = await run_in_threadpool(_services(request).store.reconciliation, run_id)
+    run = await run_in_threadpool(_services(request).housekeeping.reconciliation, run_id)
     if run is None:
         return page("missing.html", context(current, what=f"对账记录 #{run_id} 不存在"), status=404)
     return page("reconciliations.html", context(current, nav="reconciliations", runs=[], run=run))
@@ -212,7 +208,7 @@ async def reconciliation(
 @router.get("/reports")
 async def reports(request: Request, current: SessionDep) -> Response:
     services = _services(request)
-    runs = await run_in_threadpool(lambda: services.store.reports(limit=100))
+    runs = await run_in_threadpool(lambda: services.housekeeping.reports(limit=100))
     today = services.housekeeping.today()
     last_month = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
     return page(
@@ -247,7 +243,7 @@ async def download_report(
 ) -> Response:
     if fmt not in FORMATS:
         return page("missing.html", context(current, what=f"不支持的格式 {fmt}"), status=404)
-    run = await run_in_threadpool(_services(request).store.report, report_id)
+    run = await run_in_threadpool(_services(request).housekeeping.report, report_id)
     if run is None:
         return page("missing.html", context(current, what=f"报告 #{report_id} 不存在"), status=404)
     body = await run_in_threadpool(render, run["data"], fmt)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from gateway.console.render import page, secure_headers
 from gateway.console.render import refused as refused_page
 from gateway.console.session import COOKIE, PostedDep, SessionDep, clear_cookie, context, cross_site, people, set_cookie
 from gateway.people import SignInRefused
-from gateway.services import Services
+from gateway.services.bundle import Services
 from outbox import search
 from schemas.enums import Kind
 
@@ -60,7 +60,7 @@ async def _overview(request: Request, current: SessionDep) -> dict[str, object]:
     """The API's target status and the console's own figures, read at the same time (two connections)."""
     standings = request.app.state.console_standings
     targets, view = await asyncio.gather(
-        actions.target_status(request, current.person),
+        actions.target_status(_services(request)),
         run_in_threadpool(reads.overview, _services(request), standings),
     )
     return reads.with_status(view, targets)

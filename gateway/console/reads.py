@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.excerpts import mask_ids
-from gateway.clock import SHANGHAI, local_date
-from gateway.reports.periods import Period, months_back, parse_period
-from gateway.services import Services
-from gateway.workdays import OutsideCalendar
+from gateway.clock import local_date
+from gateway.services.bundle import Services
 from outbox import excerpts, search
-from outbox.ingest import end_of_day
 from outbox.rates import Counts, Group
 from outbox.search import Query
 from outbox.states import DeliveryState
+from schemas.calendar import ZONE as SHANGHAI
+from schemas.calendar import OutsideCalendar, end_of_day
 from schemas.enums import Kind
 from schemas.fields import normalise_code
+from schemas.periods import Period, months_back, parse_period
 
 PAGE = 50
 TREND_FOR = dt.timedelta(minutes=10)
@@ -279,7 +279,7 @@ def timeline(services: Services, record_id: int, *, mask: bool = False) -> dict[
     if key is None:
         return None
     kind, source_id, source_system = key
-    view = services.store.record_view(Kind.from_code(kind), source_id, source_system)
+    view = services.records.view(Kind.from_code(kind), source_id, source_system)
     versions = services.store.db.read(lambda conn: search.versions(conn, record_id))
     previous: dict[str, Any] | None = None
     for v in versions:

@@ -9,13 +9,14 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from gateway.clock import SHANGHAI
+from gateway.reports import tasks
 from gateway.reports.joint import joint_measures
-from gateway.reports.periods import Period, months_back
-from outbox.ingest import end_of_day
 from outbox.rates import Counts, Group
 from outbox.store import Store
+from schemas.calendar import ZONE, end_of_day
 from schemas.enums import Kind
+from schemas.periods import Period, months_back
+from schemas.quotas import QuotaTargets
 
 DEFINITIONS = {
     "period": "统计范围：决定日期（信用承诺为承诺作出日期，红黑名单为认定/移出日期）在本期内的记录。",
@@ -33,7 +34,8 @@ DEFINITIONS = {
         "与其他期限一样判定，放假安排公布后重新计算。"
     ),
     "imported": "存量导入：通过 credit-gateway import 导入的历史记录，而非来源系统经接口报送。",
-    "quota": "年度任务：每个科室每年至少推送一次红名单和一次黑名单变更（以至少一个目标平台受理为准）。",
+    "quota": "年度记录：各科室本年度决定的各类记录条数，及其中推送（以至少一个目标平台受理为准）的红名单、黑名单变更。",
+    "tasks": tasks.DEFINITION,
     "time": "时间均为北京时间（Asia/Shanghai）。",
 }
 
@@ -54,7 +56,7 @@ def _total(groups: Sequence[Any], key: Callable[[Any], str]) -> dict[str, dict[s
 
 def local_time(moment: dt.datetime) -> str:
     """A moment as a reader in Huaihua reads it: Beijing time, to the second."""
-    return moment.astimezone(SHANGHAI).replace(microsecond=0).isoformat()
+    return moment.astimezone(ZONE).replace(microsecond=0).isoformat()
 
 
 def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -74,6 +76,7 @@ def build_report(
     now: dt.datetime,
     departments: Sequence[str] = (),
     trend_months: int = 12,
+    quota_targets: QuotaTargets | None = None,
     progress: Progress = _none,
 ) -> dict[str, Any]:
     window = {"decided_from": period.start, "decided_to": period.end, "as_of": as_of, "as_of_end": end_of_day(as_of)}
@@ -93,9 +96,12 @@ def build_report(
     listed = store.listed(which=("overdue", "late"), **window)
     overdue, late = listed["overdue"], listed["late"]
     progress("overdue and late")
-    quotas = store.quotas(year=period.year, departments=departments)
     records = store.record_counts(decided_from=period.start, decided_to=period.end)
     imported = store.imported(decided_from=period.start, decided_to=period.end)
+    tables = tasks.task_tables(
+        store, period, as_of=as_of, departments=departments, targets=quota_targets or QuotaTargets()
+    )
+    task_data = tasks.section(tables)
     progress("quotas")
 
     total = Counts()
@@ -134,12 +140,13 @@ def build_report(
         ],
         "overdue": _jsonable(overdue),
         "late": _jsonable(late),
-        "quotas": quotas,
+        "quotas": tables.records,
+        "tasks": task_data,
         "trend": [{"month": month, **counts.as_dict()} for month, counts in trend.items()],
         "joint_measures": joint_measures(store, period),
         # Further sections a later feature adds (e.g. 联合奖惩 figures from credit checks): each
         # {"key", "title", "headers": [...], "rows": [[...], ...], "note"?}; every format renders them as a table.
-        "extra_sections": [],
+        "extra_sections": tasks.extra_sections(task_data),
     }
 
 

@@ -3,7 +3,8 @@
 Plain A4 as official documents are set: the title in 宋体, body text in 仿宋, tables in 宋体, page numbers in the
 footer. Word picks a font for Chinese text from the run's East Asian font (``w:eastAsia``), not from the Latin
 name python-docx sets, so both are written. The bulletin names every department below 100% with its late and
-overdue items (定期通报: the plan asks the credit office to name units that lag), and the yearly quotas met or not.
+overdue items (定期通报: the plan asks the credit office to name units that lag), and, through the
+report's extra sections, the monthly and yearly tasks (月度任务, 年度任务) met or not.
 Like every format it is a pure function of the stored report document.
 """
 
@@ -229,14 +230,9 @@ def to_docx(report: dict[str, Any]) -> bytes:
             size=9,
         )
 
-    _heading(doc, 5, f"{report['from'][:4]}年度任务完成情况")
-    unmet = [q["department"] for q in report["quotas"] if not q["met"]]
-    _paragraph(
-        doc,
-        "各科室每年至少推送一次红名单和一次黑名单变更。"
-        + (f"尚未完成的科室：{'、'.join(unmet)}。" if unmet else "各科室均已完成。"),
-    )
-    _table(doc, ["科室", "年度", "红名单", "黑名单", "信用承诺", "行政处罚", "行政许可", "达标"], quota_rows(report))
+    _heading(doc, 5, f"{report['from'][:4]}年度记录")
+    _paragraph(doc, "各科室本年度的各类记录条数，及推送（至少一个目标平台受理）的红名单、黑名单变更次数。")
+    _table(doc, ["科室", "年度", "红名单", "黑名单", "信用承诺", "行政处罚", "行政许可"], quota_rows(report))
 
     _heading(doc, 6, "联合奖惩")
     joint_rows = joint.rows(report)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from gateway.reports.periods import Period
 from outbox import checks
-from outbox.ingest import end_of_day
 from outbox.store import Store
+from schemas.calendar import end_of_day
+from schemas.periods import Period
 
 ADVICE = ("restrict", "caution", "reward", "no_record")
 MEASURES = ("refused", "strict_review", "fast_track", "no_effect", "other")

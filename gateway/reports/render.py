@@ -18,9 +18,10 @@ import orjson
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
-from gateway.clock import SHANGHAI
 from gateway.reports import joint
 from gateway.reports.build import kind_label
+from schemas.calendar import ZONE
+from schemas.quotas import UNMET
 
 Format = Literal["json", "csv", "xlsx", "html", "docx"]
 FORMATS: tuple[Format, ...] = ("json", "csv", "xlsx", "html", "docx")
@@ -46,7 +47,8 @@ DEFINITION_LABELS = {
     "not_applicable": "不计",
     "unknown": "无法计算",
     "rate": "公示率",
-    "quota": "年度任务",
+    "quota": "年度记录",
+    "tasks": "月度、年度任务",
     "time": "时间",
 }
 NO_RATE = "—"
@@ -82,7 +84,7 @@ def local_moment(text: str | None) -> dt.datetime | None:
         return None
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(SHANGHAI).replace(tzinfo=None)
+        moment = moment.astimezone(ZONE).replace(tzinfo=None)
     return moment.replace(microsecond=0)
 
 
@@ -121,6 +123,8 @@ def to_csv(report: dict[str, Any]) -> bytes:
         writer.writerow([report["period"], d["department"], "合计", "合计", *_count_cells(d["counts"])])
     writer.writerow([report["period"], "全局", "合计", "合计", *_count_cells(report["summary"]["total"])])
     writer.writerows(joint.block(report))
+    for section in report.get("extra_sections", []):
+        writer.writerows([[], [section["title"], report["period"]], section["headers"], *section["rows"]])
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
@@ -228,7 +232,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     dates = {4: DATE_FORMAT, 5: DATE_FORMAT, 6: TIME_FORMAT}
     _sheet(book, "逾期未公示", headers[:-1], [r[:-1] for r in listing(report["overdue"])], widths[:-1], dates)
     _sheet(book, "超期公示", headers, listing(report["late"]), widths, dates)
-    _sheet(book, "年度任务", QUOTA_HEADERS, quota_rows(report), [16, 8, 12, 12, 10, 10, 10, 8])
+    _sheet(book, "年度记录", QUOTA_HEADERS, quota_rows(report), [16, 8, 12, 12, 10, 10, 10])
     _sheet(book, "联合奖惩", joint.HEADERS, joint.rows(report), [16] + [10] * (len(joint.HEADERS) - 1))
     for section in report.get("extra_sections", []):
         _sheet(book, str(section["title"])[:31], section["headers"], section["rows"], [16] * len(section["headers"]))
@@ -237,7 +241,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
-QUOTA_HEADERS = ["科室", "年度", "红名单推送", "黑名单推送", "信用承诺", "行政处罚", "行政许可", "达标"]
+QUOTA_HEADERS = ["科室", "年度", "红名单推送", "黑名单推送", "信用承诺", "行政处罚", "行政许可"]
 
 
 def quota_rows(report: dict[str, Any]) -> list[list[Any]]:
@@ -250,7 +254,6 @@ def quota_rows(report: dict[str, Any]) -> list[list[Any]]:
             q["commitments"],
             q["penalties"],
             q.get("licences", 0),
-            "是" if q["met"] else "否",
         ]
         for q in report["quotas"]
     ]
@@ -298,12 +301,17 @@ def _chart(trend: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
+_UNMET = ' class="unmet"'  # a quota row's 未达标, shown in red
+
+
 def _table(headers: list[str], rows: list[list[Any]], name: str) -> str:
     """A table; an empty one says 无 rather than showing a header alone."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
     if rows:
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in row) + "</tr>"
+            "<tr>"
+            + "".join(f"<td{_UNMET if c == UNMET else ''}>{html.escape('' if c is None else str(c))}</td>" for c in row)
+            + "</tr>"
             for row in rows
         )
     else:
@@ -340,7 +348,9 @@ def to_html(report: dict[str, Any]) -> bytes:
     overdue = listing_rows(report["overdue"], published=False)
     late = listing_rows(report["late"], published=True)
     extra = "".join(
-        f"<h2>{e(str(s['title']))}</h2>{_table(s['headers'], s['rows'], str(s.get('key', 'extra')))}"
+        f"<h2>{e(str(s['title']))}</h2>"
+        + (f'<p class="note">{e(str(s["note"]))}</p>' if s.get("note") else "")
+        + _table(s["headers"], s["rows"], str(s.get("key", "extra")))
         for s in report.get("extra_sections", [])
     )
     definitions = "".join(
@@ -356,6 +366,8 @@ table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }}
 th {{ background: #1f4e79; color: #fff; }} td:first-child {{ text-align: left; }}
 td.empty {{ text-align: center; color: #888; }}
+td.unmet {{ color: #c00; font-weight: bold; }} p.note {{ color: #555; }}
+table[data-table$="_tasks"] td {{ text-align: center; }}
 .rate {{ font-size: 2.5rem; font-weight: bold; color: #1f4e79; margin: 0.5rem 0; }}
 </style></head><body>
 <h1>公示率报告 {e(report["period"])}</h1>
@@ -373,7 +385,7 @@ td.empty {{ text-align: center; color: #888; }}
 <h2>按类别</h2>{_table(["类别", "记录数", *COUNT_HEADERS], kinds, "kinds")}
 <h2>逾期未公示（{len(overdue)}）</h2>{_table(LISTING_HEADERS, overdue, "overdue")}
 <h2>超期公示（{len(late)}）</h2>{_table([*LISTING_HEADERS, "公示时间"], late, "late")}
-<h2>年度任务（{e(report["from"][:4])}年）</h2>{_table(QUOTA_HEADERS, quota_rows(report), "quotas")}
+<h2>年度记录（{e(report["from"][:4])}年）</h2>{_table(QUOTA_HEADERS, quota_rows(report), "quotas")}
 <h2>联合奖惩</h2>{_table(joint.HEADERS, joint.rows(report), "joint")}
 {extra}<h2>口径</h2><ul>{definitions}</ul>
 </body></html>

@@ -12,8 +12,8 @@ import orjson
 import sqlalchemy as sa
 
 from outbox import tables
-from outbox.ingest import end_of_day
 from outbox.store import Store
+from schemas.calendar import end_of_day
 from tests.conftest import bearer
 from tests.factories import DROP, case, licence, news, person
 

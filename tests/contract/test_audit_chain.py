@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from gateway import deadlines
 from gateway.clock import ManualClock
 from gateway.housekeeping import Housekeeping
 from gateway.jobs import Jobs
@@ -24,6 +23,7 @@ from outbox import audit, migrate, tables
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming
 from outbox.store import Store
+from schemas import deadlines
 from schemas.enums import Kind, WithdrawReason
 from schemas.validation import Canonical, validate
 from tests.conftest import NOW, bearer

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from adapters.sandbox.app import create_sandbox
-from gateway import deadlines
 from gateway.app import build_app
 from gateway.clock import ManualClock, ShiftableClock, SystemClock
 from gateway.housekeeping import Housekeeping
@@ -26,6 +25,7 @@ from outbox import tables
 from outbox.ingest import Actor
 from outbox.people import PeopleStore
 from outbox.store import Store
+from schemas import deadlines
 from tests import live
 from tests.conftest import bearer
 from tests.factories import COMPANY, case, licence, make_uscc, news, penalty, person

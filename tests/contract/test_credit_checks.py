@@ -402,11 +402,11 @@ def test_national_throttling_holds_further_queries(
 
 
 def test_retention_deletes_old_checks_only_when_set(settings: Settings, store: Store, clock: ManualClock) -> None:
-    from gateway import deadlines
     from gateway.checks import CheckBody, CreditChecks
     from gateway.housekeeping import Housekeeping
     from gateway.jobs import Jobs
     from outbox.ingest import Actor
+    from schemas import deadlines
 
     settings.targets.national.enabled = False
     service = CreditChecks(settings, store, clock)

@@ -12,16 +12,16 @@ import httpx
 import openpyxl
 import sqlalchemy as sa
 
-from gateway import deadlines
 from gateway.clock import ManualClock
-from gateway.expiry import add_months, penalty_end
 from gateway.housekeeping import Housekeeping
 from gateway.jobs import Jobs
 from gateway.settings import DeadlineSettings, Settings
 from outbox import tables
 from outbox.ingest import Actor
 from outbox.store import Store
+from schemas import deadlines
 from schemas.enums import Kind
+from schemas.expiry import add_months, penalty_end
 from tests.conftest import bearer
 from tests.contract.test_reports import SH, publish, seed
 from tests.contract.test_store import incoming
@@ -258,8 +258,8 @@ def test_the_push_loop_leases_deliveries_at_risk_first(store: Store, clock: Manu
 
 
 def test_the_risk_horizon_never_guesses_past_the_calendar(clock: ManualClock) -> None:
-    from gateway.deadlines import RiskHorizon
-    from gateway.workdays import load_calendar
+    from schemas.calendar import load_calendar
+    from schemas.deadlines import RiskHorizon
 
     horizon = RiskHorizon(load_calendar(provisional=False), 3, clock)
     assert horizon() == dt.date(2026, 11, 30)  # Wed 11-25 + 3 working days

@@ -14,15 +14,15 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from gateway import deadlines
 from gateway.archive.importer import Importer, Outcome
 from gateway.clock import ManualClock
 from gateway.housekeeping import Housekeeping
-from gateway.reports.periods import parse_period
 from gateway.settings import Settings
 from outbox import tables
 from outbox.store import Store
+from schemas import deadlines
 from schemas.enums import Kind
+from schemas.periods import parse_period
 from tests import archive
 
 NOW = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC)  # 10:00 in Huaihua

@@ -34,12 +34,12 @@ from gateway.clock import ManualClock
 from gateway.reports.build import build_report
 from gateway.reports.bulletin import to_docx
 from gateway.reports.joint import HEADERS
-from gateway.reports.periods import parse_period
 from gateway.reports.render import to_csv, to_html, to_json, to_xlsx
 from gateway.settings import Settings
 from outbox.ingest import Actor
 from outbox.store import Store
 from schemas.enums import Kind
+from schemas.periods import parse_period
 from tests.conftest import NOW
 from tests.contract.test_store import incoming
 from tests.factories import commitment, list_change, make_uscc

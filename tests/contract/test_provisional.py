@@ -12,15 +12,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gateway import deadlines
 from gateway.clock import ManualClock
 from gateway.housekeeping import Housekeeping
-from gateway.reports.periods import parse_period
 from gateway.settings import DeadlineSettings, Settings
 from outbox import tables
 from outbox.ingest import Actor, Incoming
 from outbox.store import Store
+from schemas import deadlines
 from schemas.enums import Kind
+from schemas.periods import parse_period
 from schemas.validation import Canonical, validate
 from tests.conftest import bearer
 from tests.factories import licence

@@ -19,16 +19,16 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from gateway import deadlines
 from gateway.app import build_app
 from gateway.clock import ManualClock
 from gateway.housekeeping import SYSTEM
 from gateway.jobs import Jobs
-from gateway.reports.periods import parse_period
 from gateway.settings import ReportMailSettings, ReportSchedule, Settings, SmtpSettings
 from outbox.database import Database
 from outbox.store import Store
 from outbox.tables import audit_event
+from schemas import deadlines
+from schemas.periods import parse_period
 from tests import live
 from tests.conftest import bearer
 from tests.contract.test_reports import seed

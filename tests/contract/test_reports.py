@@ -33,12 +33,12 @@ from docx.oxml.ns import qn
 
 from gateway.reports.build import build_report
 from gateway.reports.bulletin import to_docx
-from gateway.reports.periods import parse_period
 from gateway.reports.render import to_csv, to_html, to_xlsx
 from outbox.ingest import Actor
 from outbox.store import Store
 from outbox.tables import delivery, record
 from schemas.enums import Kind, WithdrawReason
+from schemas.periods import parse_period
 from tests.conftest import NOW
 from tests.contract.test_store import incoming
 from tests.factories import commitment, licence, list_change
@@ -170,7 +170,16 @@ def test_the_xlsx_csv_and_html_hold_the_same_numbers(store: Store) -> None:
     assert late_portal["published_at"] == "2026-10-17T00:30:00+08:00"
 
     book = openpyxl.load_workbook(io.BytesIO(to_xlsx(data)))
-    assert book.sheetnames == ["汇总", "按科室", "逾期未公示", "超期公示", "年度任务", "联合奖惩"]
+    assert book.sheetnames == [
+        "汇总",
+        "按科室",
+        "逾期未公示",
+        "超期公示",
+        "年度记录",
+        "联合奖惩",
+        "月度任务",
+        "年度任务",
+    ]
     by_department = book["按科室"]
     headers = [c.value for c in by_department[1]]
     assert headers[:6] == ["科室", "类别 / 目标平台", "记录数", "投递数", "按时公示", "超期公示"]
@@ -190,8 +199,8 @@ def test_the_xlsx_csv_and_html_hold_the_same_numbers(store: Store) -> None:
     late = {(r[2].value, r[3].value): r for r in book["超期公示"].iter_rows(min_row=2)}
     published = late[("L2", "门户网站")][6]
     assert published.value.isoformat() == "2026-10-17T00:30:00" and published.number_format == "yyyy-mm-dd hh:mm:ss"
-    quota_rows = {r[0]: r for r in book["年度任务"].iter_rows(min_row=2, values_only=True)}
-    assert quota_rows["建工科"][2:4] == (1, 0) and quota_rows["建工科"][-1] == "否"
+    quota_rows = {r[0]: r for r in book["年度记录"].iter_rows(min_row=2, values_only=True)}
+    assert quota_rows["建工科"][2:4] == (1, 0)
     summary = {r[0]: r for r in book["汇总"].iter_rows(values_only=True) if r and r[0]}
     assert summary["统计截至"][1].isoformat() == "2026-11-25T00:00:00"
     assert summary["生成时间（北京时间）"][1].isoformat() == "2026-11-25T10:00:00"
@@ -247,7 +256,7 @@ def test_the_bulletin_names_the_lagging_departments_and_their_items(store: Store
     assert "行政审批科：公示率 55.56%，超期公示 2 项，逾期未公示 2 项。" in text
     assert "建工科：公示率 57.14%，超期公示 0 项，逾期未公示 3 项。" in text
     assert "房监科：" not in text  # no rate: nothing counted, so not named as lagging
-    assert "尚未完成的科室：建工科、房监科、行政审批科。" in text
+    assert "建工科（2026 黑名单推送（次）差1）" in text  # the 年度任务 section's note names what is missing
     tables = [[[c.text for c in row.cells] for row in t.rows] for t in doc.tables]
     departments = next(t for t in tables if t[0][0] == "科室" and t[0][1] == "记录数")
     assert ["行政审批科", "4", "16", "5", "2", "2", "3", "55.56%"] in departments
@@ -273,10 +282,11 @@ def test_the_bulletin_names_the_lagging_departments_and_their_items(store: Store
 
 def test_extra_sections_show_in_every_format(store: Store) -> None:
     data = build_report(store, parse_period("2026-10"), as_of=AS_OF, now=NOW)
-    assert data["extra_sections"] == []
-    data["extra_sections"] = [
+    assert [s["title"] for s in data["extra_sections"]] == ["月度任务", "年度任务"]
+    data["extra_sections"].append(
         {"key": "cases", "title": "典型案例", "headers": ["案例类型", "篇数"], "rows": [["从严审核", 3]]}
-    ]
+    )
+    assert ["典型案例", "2026-10"] in list(csv.reader(io.StringIO(to_csv(data)[3:].decode("utf-8"))))
     assert "从严审核" in to_html(data).decode("utf-8")
     assert openpyxl.load_workbook(io.BytesIO(to_xlsx(data)))["典型案例"]["A2"].value == "从严审核"
     doc = docx.Document(io.BytesIO(to_docx(data)))

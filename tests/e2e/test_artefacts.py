@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway import deadlines
 from gateway.reports.build import build_report
 from gateway.reports.bulletin import to_docx
-from gateway.reports.periods import parse_period
 from gateway.reports.render import to_html
 from gateway.settings import Settings
 from outbox.database import Database
 from outbox.store import Store
+from schemas import deadlines
+from schemas.periods import parse_period
 from tests.conftest import NOW
 from tests.contract.test_reports import AS_OF, seed
 

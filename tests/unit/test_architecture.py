@@ -71,3 +71,108 @@ def test_every_audit_entry_goes_through_the_chain() -> None:
             if count:
                 found[relative] = count
     assert found == POSTGRES_ONLY_AUDIT_WRITES
+
+
+# -- the application layer and its edges (ARCHITECTURE.md "Rooms") ------------------------------------------------
+
+EDGES = ["gateway/api", "gateway/cli.py", "gateway/cli_people.py", "gateway/intake.py"]
+APPLICATION = [
+    "gateway/services",
+    "gateway/housekeeping.py",
+    "gateway/mailer.py",
+    "gateway/reconcile.py",
+    "gateway/checks.py",
+    "gateway/findings.py",
+    "gateway/people.py",
+    "gateway/archive",
+    "gateway/reports",
+]
+GROUND_FLOOR = ["schemas/calendar.py", "schemas/deadlines.py", "schemas/expiry.py", "schemas/periods.py"]
+
+
+def test_routers_and_the_cli_reach_the_store_only_through_the_services() -> None:
+    found = [(f, m) for edge in EDGES for f, m in imports(edge) if top(m) == "outbox"]
+    assert found == []
+
+
+def test_the_application_layer_knows_no_http_cli_or_template_types() -> None:
+    banned = ("fastapi", "starlette", "typer", "click", "rich", "jinja2", "uvicorn")
+    found = [(f, m) for room in APPLICATION for f, m in imports(room) if top(m) in banned]
+    assert found == []
+
+
+def test_the_application_layer_never_imports_the_edges() -> None:
+    edges = ("gateway.api", "gateway.app", "gateway.cli", "gateway.cli_people", "gateway.compose", "gateway.server")
+    found = [
+        (f, m) for room in APPLICATION for f, m in imports(room) if any(m == e or m.startswith(e + ".") for e in edges)
+    ]
+    assert found == []
+
+
+def test_the_ground_floor_imports_nothing_of_the_gateway_or_the_outbox() -> None:
+    found = [(f, m) for room in GROUND_FLOOR for f, m in imports(room) if top(m) in ("gateway", "outbox", "adapters")]
+    assert found == []
+
+
+def test_one_zone_constant() -> None:
+    """Asia/Shanghai is ``schemas.calendar.ZONE``; a second ``ZoneInfo(...)`` could drift from it."""
+    found = [
+        path.relative_to(ROOT).as_posix()
+        for folder in ("schemas", "outbox", "adapters", "gateway")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if "ZoneInfo(" in path.read_text(encoding="utf-8")
+    ]
+    assert found == ["schemas/calendar.py"]
+
+
+# Reading the time or sleeping: only the clock module does it; everyone else is handed a clock. Durations measured
+# with perf_counter or monotonic are not readings of the time of day and stay allowed.
+WALL_CLOCK = {
+    ("time", "time"),
+    ("time", "time_ns"),
+    ("time", "sleep"),
+    ("time", "localtime"),
+    ("time", "gmtime"),
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+    ("asyncio", "sleep"),
+}
+CLOCK_READERS = {
+    "gateway/clock.py",
+    # APScheduler runs on the real time of day: "run now" is stated in its own time base.
+    "gateway/worker.py",
+}
+
+
+def _clock_calls(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module in ("time", "asyncio"):
+            found += [f"from {node.module} import {a.name}" for a in node.names if (node.module, a.name) in WALL_CLOCK]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+            if (name, node.func.attr) in WALL_CLOCK:
+                found.append(f"{name}.{node.func.attr}()")
+    return found
+
+
+def test_no_wall_clock_or_sleep_outside_the_clock_module() -> None:
+    found = {}
+    for folder in ("schemas", "outbox", "adapters", "gateway"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative in CLOCK_READERS or relative.startswith("adapters/sandbox/") or "/migrations/" in relative:
+                continue
+            calls = _clock_calls(path)
+            if calls:
+                found[relative] = calls
+    assert found == {}
+
+
+def test_the_clock_rule_sees_a_wall_clock_read(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import datetime as dt\nimport time\nx = dt.datetime.now()\ntime.sleep(1)\n", encoding="utf-8")
+    assert _clock_calls(sample) == ["datetime.now()", "time.sleep()"]

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.deadlines import Deadlines, Rule, Standing, from_settings, rate, standing
 from gateway.settings import DeadlineSettings
-from gateway.workdays import OutsideCalendar, OverrideError, WorkCalendar, load_calendar, parse_overrides
-from outbox.ingest import DueDate
+from schemas.calendar import OutsideCalendar, OverrideError, WorkCalendar, load_calendar, parse_overrides
+from schemas.deadlines import Deadlines, DueDate, Rule, Standing, from_settings, rate, standing
 from schemas.enums import Kind
 
 D = dt.date

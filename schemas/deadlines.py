@@ -15,7 +15,7 @@ standing of a (record, target) on a day, mirrored exactly by the SQL of ``outbox
 * ``not_applicable`` withdrawn on or before the due date without having been published;
 * ``unknown`` no due date could be computed (the calendar lacks the year): shown, never guessed.
 
-A due date counted over a year whose 放假安排 is not published yet is *provisional* (``gateway.workdays``): it is
+A due date counted over a year whose 放假安排 is not published yet is *provisional* (``schemas.calendar``): it is
 stored with ``due_date_basis = provisional``, counted like any other, shown as provisional, and recomputed when
 the official schedule arrives (``Housekeeping.refresh_due_dates``).
 """
@@ -27,13 +27,52 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-from gateway.clock import Clock, local_date
-from gateway.settings import DeadlineSettings
-from gateway.workdays import OutsideCalendar, WorkCalendar, load_calendar, load_overrides
-from outbox.ingest import DueDate, end_of_day
+from schemas.calendar import OutsideCalendar, WorkCalendar, end_of_day, load_calendar, load_overrides, local_day
 from schemas.enums import ARTICLE_KINDS, Kind
+
+
+@dataclass(frozen=True, slots=True)
+class DueDate:
+    """A delivery's deadline and its basis: ``official`` (a published working-day schedule, or calendar days) or
+    ``provisional`` (counted before the year's schedule was published; recomputed when it is)."""
+
+    day: dt.date
+    basis: str = "official"
+
+
+class Now(Protocol):
+    """Anything that tells the time (the gateway's injected clock): this floor never reads the wall clock."""
+
+    def now(self) -> dt.datetime: ...
+
+
+class RuleConfig(Protocol):
+    """One deadline rule as the settings hold it."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def kinds(self) -> Sequence[Kind]: ...
+    @property
+    def days(self) -> int: ...
+    @property
+    def unit(self) -> Unit: ...
+
+
+class DeadlineConfig(Protocol):
+    """The deadline settings (``gateway.settings.DeadlineSettings``), read structurally so this floor stays below
+    the gateway."""
+
+    @property
+    def day_one(self) -> DayOne: ...
+    @property
+    def rules(self) -> Sequence[RuleConfig]: ...
+    @property
+    def overrides_file(self) -> Path | None: ...
+    @property
+    def provisional(self) -> bool: ...
 
 
 class Standing(enum.StrEnum):
@@ -156,11 +195,11 @@ def rate(counts: Mapping[Standing, int]) -> float | None:
     return None if counted == 0 else counts.get(Standing.ON_TIME, 0) / counted
 
 
-def override_files(settings: DeadlineSettings) -> list[Path]:
+def override_files(settings: DeadlineConfig) -> list[Path]:
     return [settings.overrides_file] if settings.overrides_file else []
 
 
-def from_settings(settings: DeadlineSettings) -> Deadlines:
+def from_settings(settings: DeadlineConfig) -> Deadlines:
     """The deadlines the settings describe, on the shipped calendar plus the operator's override file."""
     files = tuple(override_files(settings))
     calendar = load_calendar(files, provisional=settings.provisional)
@@ -175,13 +214,13 @@ class RiskHorizon:
     today (overdue and due-today still go first); a count of working days is never guessed.
     """
 
-    def __init__(self, calendar: WorkCalendar, workdays: int, clock: Clock) -> None:
+    def __init__(self, calendar: WorkCalendar, workdays: int, clock: Now) -> None:
         self.calendar, self.workdays, self.clock = calendar, workdays, clock
         self._day: dt.date | None = None
         self._horizon: dt.date | None = None
 
     def __call__(self) -> dt.date:
-        today = local_date(self.clock)
+        today = local_day(self.clock.now())
         if today != self._day or self._horizon is None:
             try:
                 horizon = self.calendar.add_workdays(today, self.workdays) if self.workdays else today

@@ -14,7 +14,20 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.settings import PeriodRuleSet
+from pydantic import BaseModel, Field
+
+
+class PeriodRuleSet(BaseModel):
+    """How long a penalty stays public when the source gives no 公示截止期, for decisions from ``effective_from``.
+
+    The longest period of the decision's penalty categories applies (STANDARDS.md §3); months count from the
+    decision date.
+    """
+
+    name: str
+    effective_from: dt.date
+    default_months: int = Field(ge=0, le=120)
+    months_by_category: dict[str, int] = Field(default_factory=dict)
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

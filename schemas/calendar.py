@@ -3,7 +3,7 @@
 A 工作日 is Monday to Friday, minus the statutory holidays and bridge days of the State Council's yearly 放假安排,
 plus the weekend days that notice turns into make-up working days (调休上班). Weekday arithmetic alone is wrong
 several times a year, so the days come from the maintained ``chinese-calendar`` package (pinned), and from a
-project-owned override table (``gateway/data/workdays.toml``, plus an operator file named in the settings) so a
+project-owned override table (``schemas/data/workdays.toml``, plus an operator file named in the settings) so a
 new year's schedule can be entered the day the State Council publishes it, before the package releases it.
 
 A year after the package's last one that no override covers yet (the State Council publishes a year's schedule
@@ -25,11 +25,31 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import holidays
 
 Basis = Literal["official", "provisional"]
+
+
+ZONE = ZoneInfo("Asia/Shanghai")  # where the bureau is: its days, deadlines and end-of-day are counted here
+
+
+def end_of_day(day: dt.date) -> dt.datetime:
+    """The end of ``day`` in Asia/Shanghai as an exclusive UTC bound: a delivery's ``due_by``, and the cut-off
+    of "as it stood on" a day. Published before the end of its due date means on time."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), ZONE).astimezone(dt.UTC)
+
+
+def local_day(moment: dt.datetime) -> dt.date:
+    """The bureau's day at ``moment`` (deadlines and "no future decision date" are judged in Asia/Shanghai)."""
+    return moment.astimezone(ZONE).date()
+
+
+def start_of_day(day: dt.date) -> dt.datetime:
+    """The first moment of ``day`` in Asia/Shanghai."""
+    return dt.datetime.combine(day, dt.time(), ZONE)
 
 
 class OutsideCalendar(LookupError):
@@ -197,8 +217,8 @@ def parse_overrides(text: str, origin: str) -> dict[int, YearSchedule]:
 
 def load_overrides(extra_files: Iterable[Path] = ()) -> dict[int, YearSchedule]:
     """The shipped override table, then the operator's files (later ones win)."""
-    shipped = resources.files("gateway").joinpath("data/workdays.toml").read_text(encoding="utf-8")
-    overrides = parse_overrides(shipped, "gateway/data/workdays.toml")
+    shipped = resources.files("schemas").joinpath("data/workdays.toml").read_text(encoding="utf-8")
+    overrides = parse_overrides(shipped, "schemas/data/workdays.toml")
     for path in extra_files:
         try:
             text = path.read_text(encoding="utf-8")
