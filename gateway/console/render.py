@@ -11,7 +11,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
+from jinja2.utils import missing
 from starlette.responses import HTMLResponse
 
 from gateway.console.reads import BREAKER, age_text, local, rate_text
@@ -54,10 +55,36 @@ def kind_label(value: str) -> str:
         return value
 
 
+class NamesRequired(Undefined):
+    """A name missing from a page's context fails the page loudly (in tests first); a key missing from a mapping
+    the page was given (a form field left empty) reads as nothing, as Jinja2 usually has it."""
+
+    __slots__ = ()
+
+    def _check(self) -> None:
+        if self._undefined_obj is missing:
+            self._fail_with_undefined_error()
+
+    def __str__(self) -> str:
+        self._check()
+        return ""
+
+    def __bool__(self) -> bool:
+        self._check()
+        return False
+
+    def __iter__(self) -> Any:
+        self._check()
+        return iter(())
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(("html",)), auto_reload=False
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(("html",)),
+        auto_reload=False,
+        undefined=NamesRequired,
     )
     env.filters.update(
         local=local,
@@ -71,13 +98,23 @@ def environment() -> Environment:
         breaker=lambda b: BREAKER.get(b or "", b or "—"),
     )
     env.globals.update(
-        HEALTH=HEALTH, STATES=STATES, TARGETS=TARGETS, KINDS=[(k.value, k.label) for k in Kind], ROLES=ROLES
+        FINDINGS=FINDINGS,
+        RUN_STATUS=RUN_STATUS,
+        HEALTH=HEALTH,
+        STATES=STATES,
+        TARGETS=TARGETS,
+        KINDS=[(k.value, k.label) for k in Kind],
+        ROLES=ROLES,
     )
     return env
 
 
+# What a page may leave out of its context (the rest must be given: the environment is strict).
+OPTIONAL = {"me": None, "csrf": "", "nav": "", "notice": None, "replay": None}
+
+
 def page(name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-    body = environment().get_template(name).render(**context)
+    body = environment().get_template(name).render(**{**OPTIONAL, **context})
     return HTMLResponse(body, status_code=status, headers=secure_headers())
 
 

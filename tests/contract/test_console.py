@@ -370,3 +370,19 @@ def test_the_checks_page_lists_the_newest_checks_first(
         http.post("/console/login", data={"username": "领导", "password": PASSWORD})
         html = http.get("/console/checks").text
     assert html.index("第三次查询事项") < html.index("第二次查询事项") < html.index("第一次查询事项")
+
+
+def test_reconcile_now_from_the_page_shows_the_run_and_its_findings(
+    worker: Worker, client: httpx.Client, store: Store, sign_in: Any, source_key: str
+) -> None:
+    client.post("/api/v1/licences", json=licence(), headers=bearer(source_key))
+    worker.drain("portal")
+    operator = sign_in("值班员", "operator")
+    done = operator.post("/console/targets/portal/reconcile", data={"csrf": csrf(operator)})
+    assert done.status_code == 303 and re.fullmatch(r"/console/reconciliations/\d+", done.headers["location"])
+    run = operator.get(done.headers["location"])
+    assert run.status_code == 200 and "完成" in run.text and "平台缺失" in run.text
+    assert operator.get("/console/reconciliations").status_code == 200
+    assert operator.get("/console/targets").status_code == 200  # its recent runs listed there too
+    [entry] = audit(store, "reconcile.run")
+    assert entry.actor == "值班员"
