@@ -8,7 +8,7 @@
   search over a million versions. pg_trgm is a trusted extension (PostgreSQL 13+): a database owner may create it.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0008"  # re-chained after h-health's 0008 (given as 0007)
 branch_labels = None
 depends_on = None
 
