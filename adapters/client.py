@@ -14,7 +14,19 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from adapters.auth import Auth
-from adapters.base import Adapter, Exchange, Holding, Item, Outcome, Reply, ReplyError, Retryable, TwoStageAdapter
+from adapters.base import (
+    Adapter,
+    Exchange,
+    Holding,
+    Item,
+    Outcome,
+    Reply,
+    ReplyError,
+    Request,
+    Retryable,
+    TwoStageAdapter,
+)
+from adapters.excerpts import Excerpt, failed, reply_excerpt, request_excerpt
 from adapters.transport import Transport, TransportError
 from schemas.enums import Kind
 
@@ -49,14 +61,24 @@ class TargetClient:
 
     def send(self, exchange: Exchange) -> Reply:
         """One exchange under one deadline: a token fetch, the request and its retry on 401 together."""
+        return self._send(exchange)[1]
+
+    def _send(self, exchange: Exchange) -> tuple[Request, Reply]:
+        """The request as sent (authentication applied) and its reply."""
         with self.transport.exchange():
-            reply = self.transport.send(self.auth.apply(exchange.request, self.now()))
+            sent = self.auth.apply(exchange.request, self.now())
+            reply = self.transport.send(sent)
             if self.auth.should_retry(reply):  # e.g. an OAuth2 token that died early: once more with a new one
-                reply = self.transport.send(self.auth.apply(exchange.request, self.now()))
-        return reply
+                sent = self.auth.apply(exchange.request, self.now())
+                reply = self.transport.send(sent)
+        return sent, reply
 
     def deliver(self, items: Sequence[Item]) -> list[Outcome]:
-        """Send ``items``; one outcome per item (``Received`` for two-stage platforms until results arrive).
+        return self.deliver_traced(items)[0]
+
+    def deliver_traced(self, items: Sequence[Item]) -> tuple[list[Outcome], dict[str, Excerpt]]:
+        """Send ``items``; one outcome per item (``Received`` for two-stage platforms until results arrive), and
+        for each item that was sent an excerpt of its exchange (``adapters.excerpts``: secrets out, IDs masked).
 
         Several exchanges (the portal's one request per notice) go ``concurrency`` at a time, within the
         transport's connection limit; order between them does not matter, each is a different record. Once one
@@ -65,45 +87,58 @@ class TargetClient:
         """
         plan = self.adapter.plan(items, now=self.now())
         outcomes: list[Outcome] = list(plan.refused)
+        excerpts: dict[str, Excerpt] = {}
         stalled = threading.Event()
 
-        def exchange(ex: Exchange) -> list[Outcome]:
+        def exchange(ex: Exchange) -> tuple[list[Outcome], Excerpt | None]:
             if stalled.is_set():
-                return [Retryable(k, "not_sent", NOT_SENT) for k in ex.keys]
-            found = self._exchange(ex)
+                return [Retryable(k, "not_sent", NOT_SENT) for k in ex.keys], None
+            found, excerpt = self._exchange(ex)
             if any(isinstance(o, Retryable) and o.code in _STALLED for o in found):
                 stalled.set()
-            return found
+            return found, excerpt
+
+        def add(ex: Exchange, found: list[Outcome], excerpt: Excerpt | None) -> None:
+            nonlocal outcomes
+            outcomes += found
+            if excerpt is not None:
+                excerpts.update(dict.fromkeys(ex.keys, excerpt))
 
         if len(plan.exchanges) > 1 and self.concurrency > 1:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"{self.name}-send") as pool:
-                for found in pool.map(exchange, plan.exchanges):
-                    outcomes += found
+                for ex, (found, excerpt) in zip(plan.exchanges, pool.map(exchange, plan.exchanges), strict=True):
+                    add(ex, found, excerpt)
         else:
             for ex in plan.exchanges:
-                outcomes += exchange(ex)
-        return outcomes
+                add(ex, *exchange(ex))
+        return outcomes, excerpts
 
-    def _exchange(self, exchange: Exchange) -> list[Outcome]:
+    def _exchange(self, exchange: Exchange) -> tuple[list[Outcome], Excerpt]:
         try:
-            reply = self.send(exchange)
+            sent, reply = self._send(exchange)
         except TransportError as exc:
-            return [Retryable(k, exc.code, exc.message, exc.retry_after) for k in exchange.keys]
+            excerpt = Excerpt(request_excerpt(exchange.request), failed(exc.code, exc.message))
+            return [Retryable(k, exc.code, exc.message, exc.retry_after) for k in exchange.keys], excerpt
         result: list[Outcome] = self.adapter.interpret(exchange, reply)
-        return result
+        return result, Excerpt(request_excerpt(sent), reply_excerpt(reply))
 
     def results(self, receipt: str, keys: Sequence[str]) -> list[Outcome] | None:
         """Business results of a two-stage receipt for ``keys``; None while the platform is still processing."""
+        return self.results_traced(receipt, keys)[0]
+
+    def results_traced(self, receipt: str, keys: Sequence[str]) -> tuple[list[Outcome] | None, Excerpt | None]:
+        """``results`` with an excerpt of the exchange that asked for them."""
         adapter = self.adapter
         if not isinstance(adapter, TwoStageAdapter):
             raise TypeError(f"{self.name} answers at once: it has no business results to ask for")
         exchange = adapter.results_exchange(receipt, now=self.now())
         try:
-            reply = self.send(exchange)
+            sent, reply = self._send(exchange)
         except TransportError as exc:
-            return [Retryable(k, exc.code, exc.message, exc.retry_after) for k in keys]
+            excerpt = Excerpt(request_excerpt(exchange.request), failed(exc.code, exc.message))
+            return [Retryable(k, exc.code, exc.message, exc.retry_after) for k in keys], excerpt
         result: list[Outcome] | None = adapter.interpret_results(exchange, reply, keys)
-        return result
+        return result, Excerpt(request_excerpt(sent), reply_excerpt(reply))
 
     def holdings(self, kind: Kind) -> Iterator[Holding]:
         """Everything the platform holds of ``kind``, page by page. Raises ``ReplyError`` if a page fails."""

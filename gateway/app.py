@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
+from gateway import console
 from gateway.api import checks, docs, health, mails, operations, problems, records, reports, targets
 from gateway.api.access import AccessLog
 from gateway.api.bodies import BodyBudget
@@ -86,7 +87,14 @@ def build_app(
         if owns_store:
             store.db.dispose()
 
-    app = FastAPI(title="credit-gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="credit-gateway",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served by gateway.console from local files
+        redoc_url=None,
+    )
     app.state.services = services
     app.state.key_cache = KeyCache(services.keys, settings.key_cache_seconds)
     app.state.body_budget = BodyBudget(settings.max_body_bytes_in_flight)
@@ -100,6 +108,7 @@ def build_app(
     app.include_router(targets.router)
     app.include_router(operations.router)
     app.include_router(mails.router)
+    console.install(app, services)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -9,6 +9,7 @@ injected clock) calls; they never sleep.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 from adapters import base
 from adapters.client import TargetClient
+from adapters.excerpts import Excerpt
 from gateway import logs
 from gateway.clock import Clock
 from outbox.errors import StoreError
@@ -69,6 +71,12 @@ def to_result(outcome: base.Outcome) -> AttemptResult:
     raise TypeError(f"not an outcome: {outcome!r}")
 
 
+def with_excerpt(result: AttemptResult, excerpt: Excerpt | None) -> AttemptResult:
+    if excerpt is None:
+        return result
+    return dataclasses.replace(result, request_excerpt=excerpt.request, reply_excerpt=excerpt.reply)
+
+
 @dataclass
 class DeliveryEngine:
     store: Store
@@ -101,7 +109,8 @@ class DeliveryEngine:
             return []
         started = time.perf_counter()
         with self._heartbeat([x.id for x in leased]):
-            outcomes = {o.key: to_result(o) for o in client.deliver([to_item(x) for x in leased])}
+            found, excerpts = client.deliver_traced([to_item(x) for x in leased])
+            outcomes = {o.key: with_excerpt(to_result(o), excerpts.get(o.key)) for o in found}
         if self.observe is not None:
             self.observe(target, list(outcomes.values()))
         self._settle(target, leased, outcomes, started)
@@ -143,14 +152,15 @@ class DeliveryEngine:
         settled = 0
         for receipt, rows in by_receipt.items():
             started = time.perf_counter()
-            results = client.results(receipt, [r.key for r in rows])
+            results, excerpt = client.results_traced(receipt, [r.key for r in rows])
             if results is None:
                 now = self.clock.now()
                 self.store.still_processing(
                     owner=self.owner, ids=[r.id for r in rows], next_at=now + self.poll_after, now=now
                 )
                 continue
-            settled += self._settle(target, rows, {o.key: to_result(o) for o in results}, started)
+            outcomes = {o.key: with_excerpt(to_result(o), excerpt) for o in results}
+            settled += self._settle(target, rows, outcomes, started)
         return settled
 
     def reap_once(self) -> int:

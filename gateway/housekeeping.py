@@ -19,6 +19,7 @@ from gateway.reports.build import Progress, build_report
 from gateway.reports.tasks import TaskTables, task_tables
 from gateway.services.actors import Wake, no_worker
 from gateway.settings import Settings
+from outbox import excerpts
 from outbox.ingest import Actor
 from outbox.provisional import Recomputed
 from outbox.store import Store
@@ -259,6 +260,16 @@ class Housekeeping:
         from gateway.checks import purge_expired  # checks imports the national subject client: only when run
 
         return purge_expired(self.settings, self.store, self.clock, actor.name)
+
+    def prune_excerpts(self) -> int:
+        """Empty attempt excerpts older than ``DELIVERY__EXCERPT_RETENTION_DAYS``; how many attempts lost theirs."""
+        before = self.clock.now() - dt.timedelta(days=self.settings.delivery.excerpt_retention_days)
+        total = 0
+        while done := self.store.db.transact(lambda conn: excerpts.prune_batch(conn, before=before)):
+            total += done
+        if total:
+            log.info("emptied the excerpts of %d attempts made before %s", total, before.isoformat())
+        return total
 
     def expire(self, *, actor: Actor = SYSTEM) -> list[dict[str, Any]]:
         """Withdraw from every target what left its publication period before today."""

@@ -1,5 +1,5 @@
 """The scheduled housekeeping of ``serve``: reports, reconciliation, expiry, due-date upkeep and the retention of
-kept credit checks (APScheduler cron).
+kept credit checks and of attempt excerpts (APScheduler cron).
 
 Cron expressions come from ``JobSettings`` and are read in Asia/Shanghai. When several gateway processes share
 one PostgreSQL, each job runs in one of them: a job first takes a session advisory lock named after it
@@ -121,3 +121,4 @@ class Jobs:
         self.housekeeping.recompute_provisional()
         self.housekeeping.expire()
         self.housekeeping.purge_checks()
+        self.housekeeping.prune_excerpts()

@@ -155,6 +155,7 @@ class DeliverySettings(BaseModel):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_open_seconds: float = Field(default=30.0, gt=0)
     alert_after_seconds: float = Field(default=300.0, gt=0)
+    excerpt_retention_days: int = Field(default=90, ge=1, le=3650)  # then attempts' excerpts are emptied (nightly)
 
 
 class DeadlineRuleSettings(BaseModel):

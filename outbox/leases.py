@@ -214,7 +214,10 @@ def settle(
         settled = _settle_postgres(conn, owner, rows, now)
     else:
         settled = _settle_sqlite(conn, owner, rows, now)
-    results = [(leased.id, r.result.value, r.code, (r.message or "")[:2000] or None) for leased, _, r in decided]
+    results = [
+        (leased.id, r.result.value, r.code, (r.message or "")[:2000] or None, r.request_excerpt, r.reply_excerpt)
+        for leased, _, r in decided
+    ]
     if conn.dialect.name == "postgresql":
         conn.execute(
             _ATTEMPTS_POSTGRES,
@@ -225,14 +228,25 @@ def settle(
                 "outcomes": [r[1] for r in results],
                 "codes": [r[2] for r in results],
                 "messages": [r[3] for r in results],
+                "requests": [r[4] for r in results],
+                "replies": [r[5] for r in results],
             },
         )
     else:
         conn.execute(
             sa.insert(attempt),
             [
-                {"delivery_id": i, "at": now, "duration_ms": duration_ms, "outcome": o, "code": c, "message": m}
-                for i, o, c, m in results
+                {
+                    "delivery_id": i,
+                    "at": now,
+                    "duration_ms": duration_ms,
+                    "outcome": o,
+                    "code": c,
+                    "message": m,
+                    "request_excerpt": q,
+                    "reply_excerpt": a,
+                }
+                for i, o, c, m, q, a in results
             ],
         )
     notify.notify(conn, [str(settled)], notify.SETTLED)
@@ -255,10 +269,11 @@ RETURNING delivery.id
 """).bindparams(sa.bindparam("now", type_=delivery.c.updated_at.type))
 
 _ATTEMPTS_POSTGRES = sa.text("""
-INSERT INTO attempt (delivery_id, at, duration_ms, outcome, code, message)
-SELECT a.did, :at, :duration_ms, a.outcome, a.code, a.message
-FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:codes AS text[]), CAST(:messages AS text[]))
-     AS a(did, outcome, code, message)
+INSERT INTO attempt (delivery_id, at, duration_ms, outcome, code, message, request_excerpt, reply_excerpt)
+SELECT a.did, :at, :duration_ms, a.outcome, a.code, a.message, a.request, a.reply
+FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:codes AS text[]), CAST(:messages AS text[]),
+            CAST(:requests AS text[]), CAST(:replies AS text[]))
+     AS a(did, outcome, code, message, request, reply)
 """).bindparams(sa.bindparam("at", type_=delivery.c.updated_at.type))
 
 

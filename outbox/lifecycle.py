@@ -70,6 +70,8 @@ class AttemptResult:
     code: str | None = None
     message: str | None = None
     retry_after: float | None = None
+    request_excerpt: str | None = None  # what was sent and what came back (secrets removed, IDs masked)
+    reply_excerpt: str | None = None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class Record(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("source_system", "kind", "source_id", name="uq_record_business_key"),
         sa.Index("ix_record_decided_on", "decided_on"),
+        sa.Index("ix_record_source_id", "source_id"),  # the console's search by 业务编号 across source systems
     )
 
     id: int | None = _id()
@@ -108,12 +109,20 @@ def _subject_indexes() -> tuple[sa.Index, ...]:
     Declared here in their PostgreSQL form only: Alembic compares them there; SQLite cannot reflect expression
     indexes, and the migration writes its ``json_extract`` twins.
     """
-    return tuple(
+    by_code = tuple(
         sa.Index(
             f"ix_record_version_subject_{path}", sa.text(f"((content -> 'counterpart'::text) ->> '{path}'::text)")
         ).ddl_if(dialect="postgresql")
         for path in ("uscc", "id_number")
     )
+    # The console's "name contains" (migration 0010): a trigram GIN index, so LIKE '%…%' is an index search.
+    by_name = sa.Index(
+        "ix_record_version_counterpart_name",
+        sa.literal_column("((content -> 'counterpart'::text) ->> 'name'::text)").label("counterpart_name"),
+        postgresql_using="gin",
+        postgresql_ops={"counterpart_name": "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql")
+    return (*by_code, by_name)
 
 
 class RecordVersion(SQLModel, table=True):
@@ -131,6 +140,9 @@ class RecordVersion(SQLModel, table=True):
 
 # Due dates computed on an estimated calendar, recomputed when the year's official schedule arrives.
 PROVISIONAL = "due_date_basis = 'provisional'"
+
+# Deliveries a target still owes an answer on: the console's backlog and its oldest entry read these only.
+OPEN = "state IN ('pending', 'retry_wait', 'in_flight', 'awaiting_result')"
 
 # Publish deliveries that can still become late: the at-risk view and the deadline lease order read these only.
 UNPUBLISHED = "operation = 'publish' AND state IN ('pending', 'retry_wait', 'in_flight', 'awaiting_result', 'dead')"
@@ -172,6 +184,14 @@ class Delivery(SQLModel, table=True):
             postgresql_where=sa.text(PROVISIONAL),
             sqlite_where=sa.text(PROVISIONAL),
         ),
+        sa.Index(
+            "ix_delivery_open",
+            "target",
+            "created_at",
+            postgresql_where=sa.text(OPEN),
+            sqlite_where=sa.text(OPEN),
+        ),
+        sa.Index("ix_delivery_published_at", "published_at"),  # published in the last hour / day (console)
         sa.Index(
             "ix_delivery_dead",
             "target",
@@ -219,15 +239,21 @@ class TargetState(SQLModel, table=True):
 
 
 class Attempt(SQLModel, table=True):
+    """One try of one delivery. The excerpts (at most 8 KB each; secrets removed, resident ID numbers masked) show
+    an operator what the target said; a nightly job empties them after ``DELIVERY__EXCERPT_RETENTION_DAYS``,
+    found through ``ix_attempt_at`` (migration 0010)."""
+
     __tablename__ = "attempt"
 
     id: int | None = _id()
     delivery_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("delivery.id"), nullable=False, index=True))
-    at: dt.datetime = _ts()
+    at: dt.datetime = _ts(index=True)
     duration_ms: int
     outcome: str = Field(max_length=24)
     code: str | None = Field(default=None, max_length=32)
     message: str | None = Field(default=None, max_length=2000)
+    request_excerpt: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    reply_excerpt: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
 
 
 class AuditEvent(SQLModel, table=True):

@@ -1,0 +1,136 @@
+"""What an operator may see of one exchange: an excerpt of the request and of the reply, each at most 8 KB.
+
+Kept with every attempt so that "why did the platform say no" is answered from the console, not from a packet
+capture. What must never be kept is removed first: signatures, tokens, secrets and passwords wherever they stand
+(headers, query parameters, JSON keys, XML elements and attributes, form fields, ``Bearer`` values), and resident
+ID numbers (18 characters with a valid GB 11643 check character) are masked as the public form masks them
+(``4312**********0312``). Pure functions: no network, no database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from stdnum.cn import ric
+
+from adapters.base import Reply, Request
+from schemas.identifiers import mask_id_number
+
+LIMIT = 8192
+HIDDEN = "***"
+_SECRET = re.compile(r"sign|token|secret|passw|authori[sz]|cookie|api_?key|credential|sm3", re.I)
+_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I)
+_RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])([0-9]{17}[0-9Xx])(?![0-9A-Za-z])")
+_XML_ELEMENT = re.compile(r"<((?:[\w.-]+:)?[\w.-]+)(\s[^>]*)?>([^<]*)</\1>")
+_XML_ATTRIBUTE = re.compile(r"([\w.:-]+)=(\"[^\"]*\"|'[^']*')")
+
+
+@dataclass(frozen=True, slots=True)
+class Excerpt:
+    request: str
+    reply: str
+
+
+def secret(name: str) -> bool:
+    return bool(_SECRET.search(name))
+
+
+def mask_ids(text: str) -> str:
+    def masked(match: re.Match[str]) -> str:
+        number = match.group(1).upper()
+        try:  # the check character and a real birth date (not ric.validate: it also wants a known region)
+            ric.get_birth_date(number)
+        except ValueError:
+            return match.group(0)
+        return mask_id_number(number) if ric.calc_check_digit(number) == number[17] else match.group(0)
+
+    return _RESIDENT_ID.sub(masked, text)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: HIDDEN if secret(str(k)) else _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+def _xml(text: str) -> str:
+    def attribute(match: re.Match[str]) -> str:
+        return f'{match.group(1)}="{HIDDEN}"' if secret(match.group(1)) else match.group(0)
+
+    def element(match: re.Match[str]) -> str:
+        name, attrs, inner = match.group(1), match.group(2) or "", match.group(3)
+        attrs = _XML_ATTRIBUTE.sub(attribute, attrs)
+        return f"<{name}{attrs}>{HIDDEN if secret(name) else inner}</{name}>"
+
+    return _XML_ATTRIBUTE.sub(attribute, _XML_ELEMENT.sub(element, text))
+
+
+def _body(body: bytes, content_type: str) -> str:
+    if not body:
+        return ""
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            text = body.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        return f"(binary, {len(body)} bytes)"
+    kind = content_type.lower()
+    stripped = text.lstrip()
+    if "json" in kind or stripped[:1] in ("{", "["):
+        try:
+            return json.dumps(_json(json.loads(text)), ensure_ascii=False, indent=1)
+        except ValueError:
+            pass
+    if "x-www-form-urlencoded" in kind:
+        return urlencode([(k, HIDDEN if secret(k) else v) for k, v in parse_qsl(text, keep_blank_values=True)])
+    if "xml" in kind or "html" in kind or stripped.startswith("<"):
+        return _xml(text)
+    return text
+
+
+def _headers(headers: Any) -> str:
+    return "\n".join(f"{k}: {HIDDEN if secret(str(k)) else v}" for k, v in dict(headers).items())
+
+
+def _path(path: str) -> str:
+    parts = urlsplit(path)
+    if not parts.query:
+        return path
+    query = urlencode([(k, HIDDEN if secret(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)])
+    return urlunsplit(parts._replace(query=query))
+
+
+def _cut(text: str, limit: int) -> str:
+    """Secrets out and IDs masked first, then at most ``limit`` bytes of UTF-8 (a cut says so)."""
+    clean = mask_ids(_BEARER.sub(lambda m: f"{m.group(1)} {HIDDEN}", text))
+    data = clean.encode()
+    if len(data) <= limit:
+        return clean
+    note = f"\n…（已截断，原长 {len(data)} 字节）"
+    room = limit - len(note.encode())
+    return data[:room].decode("utf-8", errors="ignore") + note
+
+
+def request_excerpt(request: Request, limit: int = LIMIT) -> str:
+    content_type = next((v for k, v in request.headers.items() if k.lower() == "content-type"), "")
+    head = f"{request.method} {_path(request.path)}\n{_headers(request.headers)}"
+    return _cut(f"{head}\n\n{_body(request.body, content_type)}".rstrip(), limit)
+
+
+def reply_excerpt(reply: Reply, limit: int = LIMIT) -> str:
+    content_type = next((v for k, v in reply.headers.items() if k.lower() == "content-type"), "")
+    head = f"HTTP {reply.status}\n{_headers(reply.headers)}"
+    return _cut(f"{head}\n\n{_body(reply.body, content_type)}".rstrip(), limit)
+
+
+def failed(code: str, message: str) -> str:
+    """The reply excerpt of an exchange that got no reply (timeout, refused connection, cut off)."""
+    return _cut(f"（无应答）{code}: {message}", LIMIT)
