@@ -17,11 +17,10 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.e2e.test_cli import env_for, free_port, run, running
 from tests.factories import COMPANY, licence, make_uscc
-
-playwright = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artefacts" / "console"
@@ -84,7 +83,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield launched
         launched.close()
