@@ -12,6 +12,9 @@ from stdnum.cn import ric, uscc
 
 BUREAU = "11431200MB1234567N"  # CONTRACT.md's example authority code (valid check character)
 COMPANY = "91431200MA4L7P2K85"  # CONTRACT.md's example company code
+# A sandbox rejection rule (PUT /_admin/{target}/faults {"reject_rule": ...}) that refuses the factories' company by
+# name with the target's own code and message: how tests make a delivery dead on purpose.
+NAME_MISMATCH = {"field": "XK_XDR_MC", "equals": "怀化市鹤城建筑工程有限公司", "code": "2004", "message": "名称不一致"}
 DROP = object()  # as a change value: remove the field
 
 

@@ -28,7 +28,7 @@ from outbox.store import Store
 from schemas import deadlines
 from tests import live
 from tests.conftest import bearer
-from tests.factories import COMPANY, case, licence, make_uscc, news, penalty, person
+from tests.factories import COMPANY, NAME_MISMATCH, case, licence, make_uscc, news, penalty, person
 
 PASSWORD = "控制台 long enough pass"
 PAGES = (
@@ -225,14 +225,7 @@ def test_search_by_code_in_full_width_by_name_and_the_timeline_diff(
     assert viewer.get("/console/records/999999").status_code == 404
 
 
-REJECT = {
-    "reject_rule": {
-        "field": "XK_XDR_MC",
-        "equals": "怀化市鹤城建筑工程有限公司",
-        "code": "2004",
-        "message": "名称不一致",
-    }
-}
+REJECT = {"reject_rule": NAME_MISMATCH}
 
 
 @pytest.fixture

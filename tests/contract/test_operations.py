@@ -19,16 +19,9 @@ from outbox import tables
 from outbox.store import Store
 from tests import live
 from tests.conftest import bearer
-from tests.factories import licence
+from tests.factories import NAME_MISMATCH, licence
 
-REJECT = {
-    "reject_rule": {
-        "field": "XK_XDR_MC",
-        "equals": "怀化市鹤城建筑工程有限公司",
-        "code": "2004",
-        "message": "名称不一致",
-    }
-}
+REJECT = {"reject_rule": NAME_MISMATCH}
 
 
 @pytest.fixture

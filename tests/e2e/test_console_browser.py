@@ -20,20 +20,13 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.e2e.test_cli import env_for, free_port, run, running
-from tests.factories import COMPANY, licence, make_uscc
+from tests.factories import COMPANY, NAME_MISMATCH, licence, make_uscc
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artefacts" / "console"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "控制台 long enough pass"
-REJECT = {
-    "reject_rule": {
-        "field": "XK_XDR_MC",
-        "equals": "怀化市鹤城建筑工程有限公司",
-        "code": "2004",
-        "message": "名称不一致",
-    }
-}
+REJECT = {"reject_rule": NAME_MISMATCH}
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 

@@ -25,7 +25,7 @@ from tests import live
 from tests.conftest import bearer
 from tests.e2e.test_cli import env_for, free_port, running
 from tests.e2e.test_worker import clock, delivery_settings, sandbox, state_counts  # noqa: F401 - fixtures
-from tests.factories import licence, make_resident_id
+from tests.factories import NAME_MISMATCH, licence, make_resident_id
 
 
 def events(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
@@ -45,7 +45,7 @@ def test_a_breaker_opening_and_a_dead_delivery_are_warnings_with_fields(
     settled: queue.Queue[tuple[str, int]] = queue.Queue()
     worker = Worker(settings, store, build_clients(settings, clock), clock, on_settled=lambda t, n: settled.put((t, n)))
     httpx.put(f"{sandbox}/_admin/municipal/faults", json={"error_rate": 1.0}).raise_for_status()
-    rule = {"field": "XK_XDR_MC", "equals": "怀化市鹤城建筑工程有限公司", "code": "2004", "message": "名称不一致"}
+    rule = NAME_MISMATCH
     httpx.put(f"{sandbox}/_admin/national/faults", json={"reject_rule": rule}).raise_for_status()
     caplog.set_level(logging.INFO)
     with live.serve(build_app(settings, store=store, clock=clock, worker=worker)) as base:
