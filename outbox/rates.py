@@ -75,23 +75,37 @@ class Group:
     counts: Counts = field(compare=False)
 
 
-def _standing(as_of: dt.date, as_of_end: dt.datetime, per: Any) -> Any:
+def standing_as_of(as_of: dt.date | None, as_of_end: dt.datetime | None, per: Any) -> Any:
+    """The standing as of a day; as of no day (None, None): as it stands once every due date has passed."""
+    withdrawn = [per.c.withdrawn_at.is_not(None), per.c.withdrawn_at < per.c.due_by]
     return sa.case(
         (per.c.due_date.is_(None), "unknown"),
         (per.c.first_published.is_not(None), sa.case((per.c.first_published < per.c.due_by, "on_time"), else_="late")),
         (
-            sa.and_(per.c.withdrawn_at.is_not(None), per.c.withdrawn_at < per.c.due_by, per.c.withdrawn_at < as_of_end),
+            sa.and_(*withdrawn, *([] if as_of_end is None else [per.c.withdrawn_at < as_of_end])),
             "not_applicable",
         ),
-        (per.c.due_date < as_of, "overdue"),
+        (sa.true() if as_of is None else per.c.due_date < as_of, "overdue"),
         else_="pending",
     )
 
 
-def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime) -> Any:
-    """One row per (record, target) of the records decided in [decided_from, decided_to]."""
+def per_pair(
+    decided_from: dt.date,
+    decided_to: dt.date,
+    as_of_end: dt.datetime | None,
+    *,
+    ranges: Sequence[tuple[dt.date, dt.date]] = (),
+    extra: Sequence[Any] = (),
+) -> Any:
+    """One row per (record, target) of the records decided in [decided_from, decided_to] (and, when ``ranges`` are
+    given, in one of them); publications up to ``as_of_end``, or all of them when it is None. ``extra``: more
+    columns of ``record`` (functionally dependent on its id, so they need no grouping)."""
     current = delivery.c.version == record.c.current_version
-    published = sa.and_(delivery.c.state == DeliveryState.PUBLISHED.value, delivery.c.published_at < as_of_end)
+    published = delivery.c.state == DeliveryState.PUBLISHED.value
+    if as_of_end is not None:
+        published = sa.and_(published, delivery.c.published_at < as_of_end)
+    within = [sa.or_(*(record.c.decided_on.between(a, b) for a, b in ranges))] if ranges else []
     return (
         sa.select(
             record.c.id.label("record_id"),
@@ -100,6 +114,7 @@ def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime)
             record.c.decided_on,
             record.c.withdrawn_at,
             delivery.c.target,
+            *extra,
             sa.func.max(sa.case((current, delivery.c.due_date))).label("due_date"),
             sa.func.max(sa.case((current, delivery.c.due_by))).label("due_by"),
             sa.func.max(sa.case((current, delivery.c.due_date_basis))).label("due_date_basis"),
@@ -111,6 +126,7 @@ def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime)
             record.c.decided_on <= decided_to,
             record.c.kind.in_(JUDGED),
             delivery.c.operation == Operation.PUBLISH.value,
+            *within,
         )
         # record.id is the primary key: its other columns are functionally dependent (PostgreSQL and SQLite
         # both accept them ungrouped), and a two-column group key sorts faster than six.
@@ -119,7 +135,7 @@ def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime)
     )
 
 
-def _sums(standing: Any, per: Any) -> list[Any]:
+def sums(standing: Any, per: Any) -> list[Any]:
     provisional = sa.func.sum(sa.case((per.c.due_date_basis == "provisional", 1), else_=0)).label("provisional")
     return [*(sa.func.sum(sa.case((standing == name, 1), else_=0)).label(name) for name in STANDINGS), provisional]
 
@@ -133,9 +149,9 @@ def standings(
 ) -> list[Group]:
     """Counts per (target, kind, department) for the records decided in the period, as they stood on ``as_of``."""
     per = per_pair(decided_from, decided_to, as_of_end)
-    standing = _standing(as_of, as_of_end, per)
+    standing = standing_as_of(as_of, as_of_end, per)
     rows = conn.execute(
-        sa.select(per.c.target, per.c.kind, per.c.department, *_sums(standing, per))
+        sa.select(per.c.target, per.c.kind, per.c.department, *sums(standing, per))
         .group_by(per.c.target, per.c.kind, per.c.department)
         .order_by(per.c.department, per.c.kind, per.c.target)
     )
@@ -149,14 +165,20 @@ def month_of(conn: Connection, column: Any) -> Any:
 
 
 def monthly_groups(
-    conn: Connection, *, decided_from: dt.date, decided_to: dt.date, as_of: dt.date, as_of_end: dt.datetime
+    conn: Connection,
+    *,
+    decided_from: dt.date,
+    decided_to: dt.date,
+    as_of: dt.date,
+    as_of_end: dt.datetime,
+    ranges: Sequence[tuple[dt.date, dt.date]] = (),
 ) -> dict[str, list[Group]]:
     """Counts per month of decision and (target, kind, department), in one pass: a report's trend and, summed over
     its months, the period's own standings."""
-    per = per_pair(decided_from, decided_to, as_of_end)
+    per = per_pair(decided_from, decided_to, as_of_end, ranges=ranges)
     month = month_of(conn, per.c.decided_on).label("month")
     rows = conn.execute(
-        sa.select(month, per.c.target, per.c.kind, per.c.department, *_sums(_standing(as_of, as_of_end, per), per))
+        sa.select(month, per.c.target, per.c.kind, per.c.department, *sums(standing_as_of(as_of, as_of_end, per), per))
         .group_by(month, per.c.target, per.c.kind, per.c.department)
         .order_by(month, per.c.department, per.c.kind, per.c.target)
     )
@@ -176,28 +198,30 @@ def listed(
     which: Sequence[str],
 ) -> dict[str, list[dict[str, Any]]]:
     """The (record, target) pairs in the given standings (``overdue``, ``late``), for the report's detail sheets."""
-    per = per_pair(decided_from, decided_to, as_of_end)
-    standing = _standing(as_of, as_of_end, per).label("standing")
-    inner = sa.select(per, standing).subquery("s")
+    # source_id rides along in the grouped rows (no second join back to ``record``); only the columns the
+    # sheets show are selected, so tens of thousands of rows convert no timestamp they do not print.
+    per = per_pair(decided_from, decided_to, as_of_end, extra=[record.c.source_id])
+    standing = standing_as_of(as_of, as_of_end, per).label("standing")
+    shown = [per.c[name] for name in ("record_id", "source_id", "kind", "department", "target", "decided_on")]
+    inner = sa.select(*shown, per.c.due_date, per.c.due_date_basis, per.c.first_published, standing).subquery("s")
     rows = conn.execute(
-        sa.select(inner, record.c.source_id)
-        .join(record, record.c.id == inner.c.record_id)
+        sa.select(inner)
         .where(inner.c.standing.in_(list(which)))
         .order_by(inner.c.due_date, inner.c.record_id, inner.c.target)
     )
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in which}
-    for r in rows:
-        out[r.standing].append(
+    for record_id, source_id, kind, department, target, decided_on, due_date, basis, published, standing_ in rows:
+        out[standing_].append(
             {
-                "record_id": r.record_id,
-                "source_id": r.source_id,
-                "kind": r.kind,
-                "department": r.department,
-                "target": r.target,
-                "decided_on": r.decided_on,
-                "due_date": r.due_date,
-                "due_date_basis": r.due_date_basis,
-                "published_at": r.first_published,
+                "record_id": record_id,
+                "source_id": source_id,
+                "kind": kind,
+                "department": department,
+                "target": target,
+                "decided_on": decided_on,
+                "due_date": due_date,
+                "due_date_basis": basis,
+                "published_at": published,
             }
         )
     return out

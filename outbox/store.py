@@ -22,11 +22,13 @@ from outbox import (
     provisional,
     rates,
     reconciliation,
+    settled,
     views,
     withdrawals,
 )
 from outbox import ingest as ingest_tx
 from outbox.database import Database
+from outbox.errors import StoreBusy
 from outbox.ingest import Actor, Incoming, Stored
 from outbox.lifecycle import AttemptResult, Settlement
 from outbox.tables import delivery, report_run
@@ -285,8 +287,32 @@ class Store:
     def standings(self, **period: Any) -> list[rates.Group]:
         return self.db.read(lambda c: rates.standings(c, **period))
 
-    def monthly_standings(self, **period: Any) -> dict[str, list[rates.Group]]:
-        return self.db.read(lambda c: rates.monthly_groups(c, **period))
+    def monthly_standings(
+        self, *, decided_from: dt.date, decided_to: dt.date, as_of: dt.date, as_of_end: dt.datetime
+    ) -> dict[str, list[rates.Group]]:
+        """Counts per month of decision: settled months from ``settled_standing``, the others counted now (and
+        stored when they turn out settled, for the next report)."""
+        months = settled.full_months(decided_from, decided_to)
+        kept = self.db.read(lambda c: settled.cached(c, months, as_of=as_of, as_of_end=as_of_end))
+        whole = [settled.month_range(m) for m in months if m not in kept]
+        ranges = settled.edges(decided_from, decided_to, months) + whole
+        counted: dict[str, list[rates.Group]] = {}
+        if ranges:
+            counted = self.db.read(
+                lambda c: rates.monthly_groups(
+                    c,
+                    decided_from=decided_from,
+                    decided_to=decided_to,
+                    as_of=as_of,
+                    as_of_end=as_of_end,
+                    ranges=ranges,
+                )
+            )
+        fresh = [m for m in months if m in counted and m not in kept and settled.settled(counted[m])]
+        if fresh:
+            with contextlib.suppress(StoreBusy):  # another process is changing or filling it: next time
+                self.db.transact(lambda c: settled.fill(c, fresh))
+        return dict(sorted({**kept, **counted}.items()))
 
     def listed(self, *, which: Sequence[str], **period: Any) -> dict[str, list[dict[str, Any]]]:
         return self.db.read(lambda c: rates.listed(c, which=which, **period))

@@ -60,12 +60,19 @@ def local_time(moment: dt.datetime) -> str:
 
 
 def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    def plain(value: Any) -> Any:
-        if isinstance(value, dt.datetime):
-            return local_time(value)
-        return value.isoformat() if isinstance(value, dt.date) else value
-
-    return [{k: plain(v) for k, v in row.items() if k != "record_id"} for row in rows]
+    """The detail rows as text; a month's sheets hold tens of thousands, so the loop stays plain."""
+    out = []
+    datetime, date = dt.datetime, dt.date
+    for row in rows:
+        plain = {}
+        for k, v in row.items():
+            if k == "record_id":
+                continue
+            if isinstance(v, date):
+                v = local_time(v) if isinstance(v, datetime) else v.isoformat()
+            plain[k] = v
+        out.append(plain)
+    return out
 
 
 def build_report(
@@ -81,7 +88,9 @@ def build_report(
 ) -> dict[str, Any]:
     window = {"decided_from": period.start, "decided_to": period.end, "as_of": as_of, "as_of_end": end_of_day(as_of)}
     trend_from = months_back(period.end, trend_months)
-    by_month = store.monthly_standings(**{**window, "decided_from": min(trend_from, period.start)})
+    by_month = store.monthly_standings(
+        decided_from=min(trend_from, period.start), decided_to=period.end, as_of=as_of, as_of_end=end_of_day(as_of)
+    )
     if period.start.day == 1 and _is_month_end(period.end):  # a month, quarter or year: sum its months
         first, last = period.start.strftime("%Y-%m"), period.end.strftime("%Y-%m")
         groups = _merge(g for month, gs in by_month.items() if first <= month <= last for g in gs)
