@@ -227,6 +227,88 @@ def listed(
     return out
 
 
+def monthly_and_listed(
+    conn: Connection,
+    *,
+    decided_from: dt.date,
+    decided_to: dt.date,
+    as_of: dt.date,
+    as_of_end: dt.datetime,
+    ranges: Sequence[tuple[dt.date, dt.date]],
+    listed_from: dt.date,
+    listed_to: dt.date,
+    which: Sequence[str],
+) -> tuple[dict[str, list[Group]], dict[str, list[dict[str, Any]]]]:
+    """``monthly_groups`` and ``listed`` (for the records decided in [listed_from, listed_to], which ``ranges`` must
+    cover) from one pass over the pairs: a report's live months and its detail sheets read them once, not twice.
+
+    One statement: the pairs with their standing in a common table expression (evaluated once where it is used
+    twice), the grouped counts and the listed pairs as the two halves of a ``UNION ALL``, each half NULL where
+    the other has values (typed NULLs, so both databases unify the columns)."""
+    per = per_pair(decided_from, decided_to, as_of_end, ranges=ranges, extra=[record.c.source_id])
+    pairs = sa.select(per, standing_as_of(as_of, as_of_end, per).label("standing")).cte("pairs")
+    month = month_of(conn, pairs.c.decided_on)
+
+    def null(type_: Any) -> Any:
+        return sa.cast(sa.null(), type_)
+
+    counted = sums(pairs.c.standing, pairs)
+    grouped = sa.select(
+        sa.literal(0).label("part"),
+        month.label("month"),
+        pairs.c.target,
+        pairs.c.kind,
+        pairs.c.department,
+        *counted,
+        null(sa.BigInteger()).label("record_id"),
+        null(sa.String()).label("source_id"),
+        null(sa.Date()).label("decided_on"),
+        null(sa.Date()).label("due_date"),
+        null(sa.String()).label("due_date_basis"),
+        null(pairs.c.first_published.type).label("first_published"),
+        null(sa.String()).label("standing"),
+    ).group_by(month, pairs.c.target, pairs.c.kind, pairs.c.department)
+    shown = sa.select(
+        sa.literal(1).label("part"),
+        null(sa.String()).label("month"),
+        pairs.c.target,
+        pairs.c.kind,
+        pairs.c.department,
+        *(null(sa.BigInteger()).label(c.name) for c in counted),
+        pairs.c.record_id,
+        pairs.c.source_id,
+        pairs.c.decided_on,
+        pairs.c.due_date,
+        pairs.c.due_date_basis,
+        pairs.c.first_published,
+        pairs.c.standing,
+    ).where(pairs.c.standing.in_(list(which)), pairs.c.decided_on >= listed_from, pairs.c.decided_on <= listed_to)
+    both = sa.union_all(grouped, shown).subquery("both")
+    rows = conn.execute(sa.select(both).order_by(both.c.part, both.c.due_date, both.c.record_id, both.c.target))
+    months: dict[str, list[Group]] = {}
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in which}
+    for r in rows:
+        if r.part == 0:
+            months.setdefault(r.month, []).append(Group(r.target, r.kind, r.department, _counts(r)))
+            continue
+        out[r.standing].append(
+            {
+                "record_id": r.record_id,
+                "source_id": r.source_id,
+                "kind": r.kind,
+                "department": r.department,
+                "target": r.target,
+                "decided_on": r.decided_on,
+                "due_date": r.due_date,
+                "due_date_basis": r.due_date_basis,
+                "published_at": r.first_published,
+            }
+        )
+    for groups in months.values():
+        groups.sort(key=lambda g: (g.department, g.kind, g.target))
+    return dict(sorted(months.items())), out
+
+
 def record_counts(conn: Connection, *, decided_from: dt.date, decided_to: dt.date) -> dict[tuple[str, str], int]:
     """Records (not deliveries) decided in the period, per (department, kind): a reader's 记录数."""
     rows = conn.execute(

@@ -88,8 +88,14 @@ def build_report(
 ) -> dict[str, Any]:
     window = {"decided_from": period.start, "decided_to": period.end, "as_of": as_of, "as_of_end": end_of_day(as_of)}
     trend_from = months_back(period.end, trend_months)
-    by_month = store.monthly_standings(
-        decided_from=min(trend_from, period.start), decided_to=period.end, as_of=as_of, as_of_end=end_of_day(as_of)
+    by_month, listed = store.report_standings(
+        decided_from=min(trend_from, period.start),
+        decided_to=period.end,
+        as_of=as_of,
+        as_of_end=end_of_day(as_of),
+        listed_from=period.start,
+        listed_to=period.end,
+        which=("overdue", "late"),
     )
     if period.start.day == 1 and _is_month_end(period.end):  # a month, quarter or year: sum its months
         first, last = period.start.strftime("%Y-%m"), period.end.strftime("%Y-%m")
@@ -102,7 +108,6 @@ def build_report(
             for g in gs:
                 trend.setdefault(month, Counts()).add(g.counts)
     progress("standings and trend")
-    listed = store.listed(which=("overdue", "late"), **window)
     overdue, late = listed["overdue"], listed["late"]
     progress("overdue and late")
     records = store.record_counts(decided_from=period.start, decided_to=period.end)

@@ -19,11 +19,12 @@ import sqlalchemy as sa
 
 from gateway.reports.build import build_report
 from gateway.settings import Settings
-from outbox import settled
+from outbox import rates, settled
 from outbox.database import Database
 from outbox.store import Store
 from outbox.tables import delivery, record, settled_standing
 from schemas import deadlines
+from schemas.calendar import end_of_day
 from schemas.enums import Kind, WithdrawReason
 from schemas.periods import parse_period
 from tests.conftest import NOW
@@ -241,3 +242,43 @@ def test_only_whole_months_are_kept() -> None:
     ]
     assert settled.full_months(dt.date(2026, 10, 25), dt.date(2026, 10, 25)) == []
     assert settled.month_range("2024-02") == (dt.date(2024, 2, 1), dt.date(2024, 2, 29))
+
+
+def test_a_report_of_a_kept_month_lists_its_pairs_like_a_recount(store: Store) -> None:
+    seed(store)
+    report(store)  # keeps August and September
+    september = build_report(store, parse_period("2026-09"), as_of=AS_OF, now=NOW)
+    assert september["overdue"] and september["late"]
+    store.db.transact(lambda c: c.execute(sa.delete(settled_standing)))
+    assert september == build_report(store, parse_period("2026-09"), as_of=AS_OF, now=NOW)
+
+
+def test_one_pass_counts_and_lists_as_the_two_queries_do(store: Store) -> None:
+    seed(store)
+    window = {
+        "decided_from": dt.date(2026, 8, 1),
+        "decided_to": PERIOD.end,
+        "as_of": AS_OF,
+        "as_of_end": end_of_day(AS_OF),
+    }
+    listed_window = {**window, "decided_from": PERIOD.start}
+    which = ("overdue", "late")
+    ranges = [(dt.date(2026, 8, 1), dt.date(2026, 8, 31)), (PERIOD.start, PERIOD.end)]
+
+    def both(c: sa.Connection) -> Any:
+        return rates.monthly_and_listed(
+            c, **window, ranges=ranges, listed_from=PERIOD.start, listed_to=PERIOD.end, which=which
+        )
+
+    months, listed = store.db.read(both)
+    apart = store.db.read(lambda c: rates.monthly_groups(c, **window, ranges=ranges))
+
+    def plain(by_month: dict[str, list[rates.Group]]) -> dict[str, Any]:
+        return {
+            m: sorted((g.target, g.kind, g.department, g.counts.as_dict()) for g in gs) for m, gs in by_month.items()
+        }
+
+    assert set(months) == {"2026-08", "2026-10"}
+    assert plain(months) == plain(apart)
+    assert listed == store.db.read(lambda c: rates.listed(c, which=which, **listed_window))
+    assert listed["overdue"] and listed["late"]
