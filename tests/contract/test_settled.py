@@ -180,11 +180,9 @@ def test_the_triggers_are_in_place(store: Store) -> None:
     """A later migration that rebuilds ``record`` or ``delivery`` (SQLite batch mode) would drop them silently."""
     if store.db.is_postgres:
         query = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '%settled_forget%'"
-        expected = {"record_settled_forget", "record_settled_forget_update"}
     else:
         query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%settled_forget%'"
-        expected = {"record_settled_forget_insert", "record_settled_forget_delete", "record_settled_forget_update"}
-    expected |= {"delivery_settled_forget_insert", "delivery_settled_forget_delete", "delivery_settled_forget_update"}
+    expected = {f"{t}_settled_forget_{e}" for t in ("record", "delivery") for e in ("insert", "delete", "update")}
     assert set(store.db.read(lambda c: c.execute(sa.text(query)).scalars().all())) == expected
 
 
