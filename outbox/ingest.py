@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -311,7 +312,36 @@ def _write_versions(conn: Connection, fresh: Sequence[tuple[Stored, Incoming]], 
         }
         for s, i in fresh
     ]
-    conn.execute(sa.insert(record_version), rows)
+    if conn.dialect.name == "postgresql" and len(rows) > 1:
+        conn.execute(
+            _VERSIONS,
+            {
+                "now": now,
+                "record_ids": [r["record_id"] for r in rows],
+                "versions": [r["version"] for r in rows],
+                "hashes": [r["content_hash"] for r in rows],
+                # the text the engine would store (``outbox.database`` serialises JSON with orjson too)
+                "contents": [orjson.dumps(r["content"]).decode() for r in rows],
+                "submitted": [orjson.dumps(r["submitted"]).decode() for r in rows],
+            },
+        )
+    else:
+        conn.execute(sa.insert(record_version), rows)
+
+
+_VERSIONS = sa.text("""
+INSERT INTO record_version (record_id, version, content_hash, content, submitted, received_at)
+SELECT r, v, h, CAST(c AS json), CAST(s AS json), :now
+FROM unnest(CAST(:record_ids AS bigint[]), CAST(:versions AS integer[]), CAST(:hashes AS text[]),
+            CAST(:contents AS text[]), CAST(:submitted AS text[])) AS u(r, v, h, c, s)
+""").bindparams(
+    sa.bindparam("now", type_=record.c.created_at.type),
+    sa.bindparam("record_ids", type_=postgresql.ARRAY(sa.BigInteger())),
+    sa.bindparam("versions", type_=postgresql.ARRAY(sa.Integer())),
+    sa.bindparam("hashes", type_=postgresql.ARRAY(sa.Text())),
+    sa.bindparam("contents", type_=postgresql.ARRAY(sa.Text())),
+    sa.bindparam("submitted", type_=postgresql.ARRAY(sa.Text())),
+)
 
 
 def _bump_records(updated: Sequence[tuple[Stored, Incoming]], conn: Connection, now: dt.datetime) -> None:
@@ -377,8 +407,43 @@ def _queue_deliveries(
                 }
             )
             stored.deliveries.append({"target": target, "state": DeliveryState.PENDING.value})
-    if rows:
+    if rows and conn.dialect.name == "postgresql" and len(rows) > 1:
+        conn.execute(
+            _DELIVERIES,
+            {
+                "now": now,
+                "record_ids": [r["record_id"] for r in rows],
+                "versions": [r["version"] for r in rows],
+                "targets": [r["target"] for r in rows],
+                "keys": [r["idempotency_key"] for r in rows],
+                "due_dates": [r["due_date"] for r in rows],
+                "due_bys": [r["due_by"] for r in rows],
+                "bases": [r["due_date_basis"] for r in rows],
+            },
+        )
+    elif rows:
         conn.execute(sa.insert(delivery), rows)
+
+
+# A batch's deliveries on PostgreSQL: one statement over arrays instead of one execution per row (2,000 for a
+# batch of 500 records to four targets), which costs the client and the server a bind and an execute each.
+_DELIVERIES = sa.text("""
+INSERT INTO delivery (record_id, version, target, operation, state, idempotency_key, attempts, next_attempt_at,
+                      created_at, updated_at, due_date, due_by, due_date_basis)
+SELECT r, v, t, 'publish', 'pending', k, 0, :now, :now, :now, d, b, s
+FROM unnest(CAST(:record_ids AS bigint[]), CAST(:versions AS integer[]), CAST(:targets AS text[]),
+            CAST(:keys AS text[]), CAST(:due_dates AS date[]), CAST(:due_bys AS timestamptz[]),
+            CAST(:bases AS text[])) AS u(r, v, t, k, d, b, s)
+""").bindparams(
+    sa.bindparam("now", type_=record.c.created_at.type),
+    sa.bindparam("record_ids", type_=postgresql.ARRAY(sa.BigInteger())),
+    sa.bindparam("versions", type_=postgresql.ARRAY(sa.Integer())),
+    sa.bindparam("targets", type_=postgresql.ARRAY(sa.Text())),
+    sa.bindparam("keys", type_=postgresql.ARRAY(sa.Text())),
+    sa.bindparam("due_dates", type_=postgresql.ARRAY(sa.Date())),
+    sa.bindparam("due_bys", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
+    sa.bindparam("bases", type_=postgresql.ARRAY(sa.Text())),
+)
 
 
 def _current_deliveries(conn: Connection, stored: Sequence[Stored]) -> None:
