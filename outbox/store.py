@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -323,9 +324,11 @@ class Store:
             counted = self.db.read(lambda c: rates.monthly_groups(c, **window, ranges=ranges)) if ranges else {}
             listed = self.db.read(lambda c: rates.listed(c, which=which, **listed_window))
         fresh = [m for m in months if m in counted and m not in kept and settled.settled(counted[m])]
-        if fresh:
+        # PostgreSQL counts them all in one pass (their rows may lie anywhere in ``delivery``); SQLite a month per
+        # transaction, so its one write lock is never held for long.
+        for months_now in [fresh] if self.db.is_postgres else [[m] for m in fresh]:
             with contextlib.suppress(StoreBusy):  # another process is changing or filling it: next time
-                self.db.transact(lambda c: settled.fill(c, fresh))
+                self.db.transact(partial(settled.fill, months=months_now))
         return dict(sorted({**kept, **counted}.items())), listed
 
     def listed(self, *, which: Sequence[str], **period: Any) -> dict[str, list[dict[str, Any]]]:
