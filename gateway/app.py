@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 
 from adapters.client import TargetClient
 from gateway.api import checks, docs, health, mails, operations, problems, records, reports, targets
+from gateway.api.access import AccessLog
 from gateway.api.bodies import BodyBudget
 from gateway.api.limits import UrlLimit
 from gateway.clock import Clock, SystemClock
@@ -91,6 +92,7 @@ def build_app(
     app.state.body_budget = BodyBudget(settings.max_body_bytes_in_flight)
     problems.install(app)
     app.add_middleware(UrlLimit)
+    app.add_middleware(AccessLog)  # outermost: the line has the status the client saw, refusals included
     app.include_router(health.router)
     app.include_router(checks.router)  # before records: /credit-checks must not read as /{kind}
     app.include_router(reports.router)  # before records: /reports/{id} must not read as /{kind}/{source_id}
@@ -107,7 +109,7 @@ def app_from_environment() -> FastAPI:
     from gateway import logs
 
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     return build_app(settings)
 
 

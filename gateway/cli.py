@@ -107,7 +107,7 @@ def serve(
     from gateway.app import build_app
 
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     listen_host, listen_port = host or settings.host, port or settings.port
     if sandbox:
         from gateway.targets import point_at_sandbox
@@ -190,7 +190,7 @@ def worker(
     from gateway.compose import build_worker_services
 
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     services = build_worker_services(settings)
     with _store_errors():
         if not services.schema_is_current():
@@ -368,19 +368,27 @@ def deliveries_cancel(
 
 @targets_app.command("status")
 def targets_status() -> None:
-    """Deliveries by state for each target, and which are paused."""
+    """Deliveries by state for each target, paused, and its breaker, throttle and last failure (shared by every
+    process through the database)."""
     with _store_errors():
         rows = _services().targets.status()
-    table = Table("target", "enabled", "paused", "pending", "in flight", "awaiting", "retry", "published", "dead")
+    table = Table(
+        "target", "enabled", "paused", "breaker", "held until", "last failure", "pending", "in flight", "awaiting",
+        "retry", "published", "dead",
+    )  # fmt: skip
     for row in rows:
-        c = row["deliveries"]
+        c, h = row["deliveries"], row["health"]
+        failure: Any = h["last_failure"]
         table.add_row(
             row["target"],
             "yes" if row["enabled"] else "no",
             "yes" if row["paused"] is not None else "",
+            f"{h['breaker']} ({h['consecutive_failures']} failed)" if h["consecutive_failures"] else str(h["breaker"]),
+            str(h["held_until"] or "")[:19],  # UTC, to the second
+            f"{failure['at'][:19]} {failure['code'] or ''} {failure['message'] or ''}".strip() if failure else "",
             *(str(c.get(s, 0)) for s in ("pending", "in_flight", "awaiting_result", "retry_wait", "published", "dead")),
         )
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
 @targets_app.command("pause")
@@ -673,7 +681,7 @@ def import_command(
     if not file.is_file():
         raise _fail(ValueError(f"{file}: no such file"))
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     services = _services(settings)
     with (
         _store_errors(),

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from typing import Protocol
 
 from schemas.calendar import local_day
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never jumps: for bounding how old a cached value is, not for what time it is."""
+    return time.monotonic()
 
 
 class Clock(Protocol):

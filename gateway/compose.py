@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adapters.client import TargetClient
+from gateway import target_health
 from gateway.clock import Clock, SystemClock
 from gateway.housekeeping import Housekeeping
 from gateway.mailer import ReportMailer
@@ -19,7 +20,7 @@ from gateway.services.bundle import Services
 from gateway.services.keys import Keys
 from gateway.services.operations import Operations
 from gateway.services.records import Records
-from gateway.services.targets import Targets, no_health
+from gateway.services.targets import Targets
 from gateway.settings import Settings
 from gateway.targets import build_clients
 from gateway.worker import Worker
@@ -68,7 +69,7 @@ def build_services(
         mailer=ReportMailer(housekeeping, rules.calendar),
         records=Records(store, clock, metrics, housekeeping, wake),
         operations=Operations(settings, store, clock, wake),
-        targets=Targets(settings, store, worker.status if worker is not None else no_health),
+        targets=Targets(settings, store, lambda: target_health.report(settings, store, chosen_clock)),
         keys=Keys(store, clock),
         audit=Audit(store),
         worker=worker,

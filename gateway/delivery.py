@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -18,12 +19,16 @@ from dataclasses import dataclass, field
 
 from adapters import base
 from adapters.client import TargetClient
+from gateway import logs
 from gateway.clock import Clock
 from outbox.errors import StoreError
 from outbox.leases import Leased
 from outbox.lifecycle import AttemptResult, Result, RetryPolicy, settle
+from outbox.states import DeliveryState
 from outbox.store import Store
 from schemas.enums import Kind
+
+log = logging.getLogger("gateway.delivery")
 
 PLATFORM_RECORD_ID = "hhzjj-{id}"  # 怀化住建局: stable across versions, within PROTOCOLS.md's item-key charset
 
@@ -74,6 +79,9 @@ class DeliveryEngine:
     lease_for: dt.timedelta = dt.timedelta(seconds=60)
     poll_after: dt.timedelta = dt.timedelta(seconds=2)
     urgent_by: Callable[[], dt.date | None] = lambda: None  # deadlines on or before this day are leased first
+    # told what each exchange showed before it is settled, so whoever sees the deliveries settled sees the
+    # target's health (the shared breaker) too
+    observe: Callable[[str, list[AttemptResult]], None] | None = None
 
     def policy(self, target: str) -> RetryPolicy:
         return self.policies.get(target, RetryPolicy())
@@ -94,6 +102,8 @@ class DeliveryEngine:
         started = time.perf_counter()
         with self._heartbeat([x.id for x in leased]):
             outcomes = {o.key: to_result(o) for o in client.deliver([to_item(x) for x in leased])}
+        if self.observe is not None:
+            self.observe(target, list(outcomes.values()))
         self._settle(target, leased, outcomes, started)
         return list(outcomes.values())
 
@@ -169,4 +179,21 @@ class DeliveryEngine:
                 )
             )
         duration_ms = int((time.perf_counter() - started) * 1000)
-        return self.store.settle(owner=self.owner, decided=decided, now=now, duration_ms=duration_ms)
+        settled = self.store.settle(owner=self.owner, decided=decided, now=now, duration_ms=duration_ms)
+        for row, settlement, _ in decided:
+            if settlement.state is DeliveryState.DEAD:
+                logs.event(
+                    log,
+                    logging.WARNING,
+                    "delivery_dead",
+                    delivery_id=row.id,
+                    target=target,
+                    kind=row.kind,
+                    record_id=row.record_id,
+                    version=row.version,
+                    operation=row.operation,
+                    attempts=row.attempts,
+                    code=settlement.code,
+                    message=settlement.message,
+                )
+        return settled

@@ -39,7 +39,7 @@ class Metrics:
 
         self.target_up = Gauge(
             "credit_gateway_target_up",
-            "1 while the target's breaker is closed (it answers), 0 while open",
+            "1 while the target's breaker is closed (it answers), 0 while open or half-open (down, being probed)",
             ["target"],
             registry=self.registry,
         )
@@ -51,9 +51,9 @@ class Metrics:
         )
 
     def health(self, status: Mapping[str, Mapping[str, object]]) -> None:
-        """Copy the worker's per-target gates into gauges at scrape time."""
+        """Copy the targets' shared health (``gateway.target_health``) into gauges at scrape time."""
         for target, gate in status.items():
-            self.target_up.labels(target).set(0 if gate["breaker"] == "open" else 1)
+            self.target_up.labels(target).set(1 if gate["breaker"] == "closed" else 0)
             self.target_alert.labels(target).set(1 if gate["alert"] else 0)
 
     def rejected(self, kind: Kind, count: int) -> None:

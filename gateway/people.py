@@ -20,6 +20,7 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
+import logging
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ LOCK_WINDOW = dt.timedelta(minutes=15)
 LOCK_FOR = dt.timedelta(minutes=15)
 DEMO_ADMIN = "admin"
 SYSTEM = Actor("system", "system")
+
+log = logging.getLogger("gateway.people")
 
 
 class Role(enum.StrEnum):
@@ -240,6 +243,13 @@ class People:
             self.store.record_failure(
                 name_hash=name_hash, now=now, forget_before=now - LOCK_WINDOW - LOCK_FOR, locked=lock_entry
             )
+            if lock_entry is not None and locked_now is not None:  # the name only if it exists: never a password
+                fields = {"person": lock_entry.name, "until": locked_now.isoformat(), "failures": len(failures) + 1}
+                log.warning(
+                    "person_locked person=%s until=%s failures=%d",
+                    *fields.values(),
+                    extra={"event": "person_locked", "fields": fields},
+                )
             raise SignInRefused("invalid")
         assert found is not None
         if failures:

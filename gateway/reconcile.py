@@ -19,6 +19,7 @@ from typing import Any
 
 from adapters import base
 from adapters.client import TargetClient
+from gateway import logs
 from gateway.clock import Clock
 from gateway.delivery import platform_record_id
 from outbox.ingest import Actor
@@ -78,7 +79,9 @@ def reconcile(store: Store, client: TargetClient, kinds: list[Kind], *, actor: A
     store.finish_reconciliation(
         run_id=run_id, target=target, counts=counts, findings=findings, repush=repush, actor=actor, now=clock.now()
     )
-    log.info("reconciliation of %s: %s", target, counts)
+    found = {k: counts[k] for k in ("missing", "mismatched", "extra")}
+    level = logging.WARNING if any(found.values()) else logging.INFO
+    logs.event(log, level, "reconciliation_findings", target=target, run_id=run_id, matched=matched, **found)
     return _run(store, run_id)
 
 

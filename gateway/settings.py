@@ -292,6 +292,7 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(default=30.0, ge=0)
     metrics_require_key: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (gateway/logs.py)
     # SIGTERM to the end of the process (gateway.shutdown): open HTTP requests get a quarter, exchanges with
     # targets go on until half of it, then are cancelled whatever the target does; the rest is for closing up.
     shutdown_grace_seconds: float = Field(default=10.0, ge=2, le=600)

@@ -1,11 +1,12 @@
 """The delivery worker: APScheduler jobs that push, ask for results and reap, for every target, in one process.
 
 Run inside ``serve`` or alone as ``credit-gateway worker`` (several of them on one PostgreSQL scale out: leases
-use SKIP LOCKED). Each target has its own push job and its own gate (breaker, rate limit), so one target's outage
-never delays another's pushes. A job drains its target until nothing is due, then sleeps until its next tick
-(``push_interval_seconds``) or until ``wake`` is called: after an ingest in this process, or on a PostgreSQL
-NOTIFY from an ingest in any process. Stopping stops leasing and lets running batches finish and settle, within a
-time limit past which exchanges still open are cancelled (``gateway.shutdown``).
+use SKIP LOCKED). Each target has its own push job and its own gate (a breaker shared with every process through
+the database, a rate limit of this process's own), so one target's outage never delays another's pushes. A job
+drains its target until nothing is due, then sleeps until its next tick (``push_interval_seconds``) or until
+``wake`` is called: after an ingest in this process, or on a PostgreSQL NOTIFY from an ingest in any process.
+Stopping stops leasing and lets running batches finish and settle, within a time limit past which exchanges still
+open are cancelled (``gateway.shutdown``).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from adapters.client import TargetClient
-from gateway import shutdown
+from gateway import shutdown, target_health
 from gateway.clock import Clock
 from gateway.delivery import DeliveryEngine
-from gateway.gate import Gate
+from gateway.gate import StoreBook, for_target
 from gateway.settings import Settings
 from outbox import notify
-from outbox.lifecycle import RetryPolicy
+from outbox.errors import StoreError
+from outbox.lifecycle import AttemptResult, RetryPolicy
 from outbox.store import Store
 from schemas import deadlines
 
@@ -74,17 +76,10 @@ class Worker:
         )
         calendar = (rules or deadlines.from_settings(settings.deadlines)).calendar
         self.engine.urgent_by = deadlines.RiskHorizon(calendar, settings.deadlines.at_risk_workdays, clock)
-        rates = {name: t.rate_limit_per_second for name, t in settings.targets.items()}
-        self.gates = {
-            t: Gate(
-                clock,
-                d.breaker_failures,
-                dt.timedelta(seconds=d.breaker_open_seconds),
-                dt.timedelta(seconds=d.alert_after_seconds),
-                rates.get(t),
-            )
-            for t in self.clients
-        }
+        self.book = StoreBook(store)  # one breaker per target, shared with every other process (outbox.health)
+        self.gates = {t: for_target(settings, clock, t, self.engine.owner, self.book) for t in self.clients}
+        self.clock = clock
+        self.engine.observe = self._observe
         self.on_settled = on_settled
         self._dirty = {t: threading.Event() for t in self.clients}
         self._running = {t: threading.Event() for t in self.clients}
@@ -162,7 +157,8 @@ class Worker:
                     self._scheduler.modify_job(f"push:{target}", next_run_time=dt.datetime.now(dt.UTC))
 
     def status(self) -> dict[str, dict[str, object]]:
-        return {t: gate.status() for t, gate in self.gates.items()}
+        """This worker's targets' shared health, read afresh (what its /metrics shows)."""
+        return target_health.report(self.settings, self.store, self.clock, self.clients)
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -197,9 +193,14 @@ class Worker:
             results = self.engine.push_once(target, gate.batch_limit(client.adapter.max_items))
             if not results:
                 return
-            gate.record(results)
             if self.on_settled:
                 self.on_settled(target, len(results))
+
+    def _observe(self, target: str, results: list[AttemptResult]) -> None:
+        try:
+            self.gates[target].record(results)
+        except StoreError as exc:  # the batch still settles; the next exchange writes the health again
+            log.warning("recording %s's health failed: %s", target, exc, extra={"action": "health_write_failed"})
 
     def _poll(self, target: str) -> None:
         if self._stopping.is_set():

@@ -7,6 +7,7 @@ enough for three GET routes polled every few seconds; it runs on one daemon thre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,7 +62,10 @@ class Probe:
         if path == "/readyz":
             return self._ready()
         if path == "/metrics":
-            self.metrics.health(self.worker.status())
+            # every target's shared health, read from the database (the same values as serve's /metrics); with
+            # the database down /readyz says so and the other metrics still answer
+            with contextlib.suppress(StoreError):
+                self.metrics.health(self.worker.status())
             return 200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
         return _json(
             404,

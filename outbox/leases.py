@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outbox import notify
+from outbox import health, notify
 from outbox.lifecycle import AttemptResult, Settlement
 from outbox.states import DUE, DeliveryState, Operation
 from outbox.tables import attempt, delivery, record, record_version
@@ -70,7 +70,8 @@ def lease_due(
     Deliveries whose deadline falls on or before ``urgent_by`` (at risk, or overdue) go first, earliest deadline
     first, through the small partial index of unpublished deadlines; the rest of the batch is filled in
     ``next_attempt_at`` order by one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``, which is
-    the whole lease when nothing is urgent.
+    the whole lease when nothing is urgent. Nothing is leased while the target's shared breaker is open, its
+    half-open probe belongs to another owner, or it asked us to wait (``outbox.health``).
     """
 
     def candidates(*extra: Any) -> Any:
@@ -79,6 +80,7 @@ def lease_due(
             delivery.c.state.in_([s.value for s in DUE]),
             delivery.c.next_attempt_at <= now,
             ~_blocked_by_earlier(),
+            ~health.holds(target, owner, now),  # the shared breaker or throttle: nothing leased, nothing sent
             *extra,
         )
         return query.with_for_update(skip_locked=True, of=delivery) if conn.dialect.name == "postgresql" else query

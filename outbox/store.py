@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Connection
 from outbox import audit as audit_log
 from outbox import (
     expiry,
+    health,
     keys,
     leases,
     mails,
@@ -34,6 +36,8 @@ from outbox.ingest import Actor, Incoming, Stored
 from outbox.lifecycle import AttemptResult, Settlement
 from outbox.tables import delivery, report_run
 from schemas.enums import Kind, WithdrawReason
+
+log = logging.getLogger("outbox.store")
 
 
 class AtomicBatchRefused(Exception):
@@ -238,9 +242,29 @@ class Store:
         self.db.transact(
             lambda c: operations.set_paused(c, target=target, paused=paused, reason=reason, actor=actor, now=now)
         )
+        name = "target_paused" if paused else "target_resumed"
+        fields = {"target": target, "by": actor.name, "reason": reason}
+        log.warning(  # every path (API, CLI, console) comes through here: one operator event, after the commit
+            "%s target=%s by=%s reason=%s", name, target, actor.name, reason, extra={"event": name, "fields": fields}
+        )
 
     def paused_targets(self) -> dict[str, dict[str, Any]]:
         return self.db.read(operations.paused_targets)
+
+    def target_health(self) -> dict[str, health.TargetHealth]:
+        return self.db.read(health.read)
+
+    def change_health(
+        self, *, target: str, now: dt.datetime, step: Callable[[health.TargetHealth], health.TargetHealth]
+    ) -> tuple[health.TargetHealth, health.TargetHealth]:
+        return self.db.transact(lambda c: health.change(c, target=target, now=now, step=step))
+
+    def claim_probe(
+        self, *, target: str, owner: str, now: dt.datetime, open_for: dt.timedelta, until: dt.datetime
+    ) -> health.TargetHealth | None:
+        return self.db.transact(
+            lambda c: health.claim_probe(c, target=target, owner=owner, now=now, open_for=open_for, until=until)
+        )
 
     def replay(
         self, *, target: str, since: dt.datetime, dry_run: bool, actor: Actor, now: dt.datetime

@@ -419,6 +419,31 @@ class SignInFailure(SQLModel, table=True):
     at: dt.datetime = _ts()
 
 
+class TargetHealth(SQLModel, table=True):
+    """Each target's health as the process that last talked to it found it: one breaker shared by every process.
+
+    Written by whichever worker (or credit-check) exchanges with the target, read by the API, the CLI and every
+    ``/metrics``. ``probe_owner``/``probe_until`` is the half-open probe's claim: one process takes it with a
+    conditional UPDATE, and another may take it over only after ``probe_until`` (the prober died).
+    """
+
+    __tablename__ = "target_health"
+
+    target: str = Field(max_length=16, primary_key=True)
+    breaker: str = Field(default="closed", max_length=12)  # closed | open | half_open
+    consecutive_failures: int = 0
+    opened_at: dt.datetime | None = _ts(nullable=True)
+    down_since: dt.datetime | None = _ts(nullable=True)
+    probe_owner: str | None = Field(default=None, max_length=64)
+    probe_until: dt.datetime | None = _ts(nullable=True)
+    held_until: dt.datetime | None = _ts(nullable=True)  # throttled: the target's Retry-After
+    last_success_at: dt.datetime | None = _ts(nullable=True)
+    last_failure_at: dt.datetime | None = _ts(nullable=True)
+    last_failure_code: str | None = Field(default=None, max_length=32)
+    last_failure_message: str | None = Field(default=None, max_length=500)
+    updated_at: dt.datetime = _ts()
+
+
 class SettledStanding(SQLModel, table=True):
     """A past month's 公示率 counts by (target, kind, department), kept so a report's trend need not recount them.
 
@@ -463,5 +488,6 @@ credit_check_measure = SQLModel.metadata.tables["credit_check_measure"]
 person = SQLModel.metadata.tables["person"]
 person_session = SQLModel.metadata.tables["person_session"]
 sign_in_failure = SQLModel.metadata.tables["sign_in_failure"]
+target_health = SQLModel.metadata.tables["target_health"]
 settled_standing = SQLModel.metadata.tables["settled_standing"]
 metadata = SQLModel.metadata

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,9 @@ class DeadlineConfig(Protocol):
     def provisional(self) -> bool: ...
 
 
+log = logging.getLogger("gateway.deadlines")
+
+
 class Standing(enum.StrEnum):
     ON_TIME = "on_time"
     LATE = "late"
@@ -107,6 +111,7 @@ class Deadlines:
     day_one: DayOne = "next_day"
     override_files: tuple[Path, ...] = ()  # the operator's tables, re-read by ``reload``
     _memo: dict[tuple[int, str, Kind, dt.date], DueDate | None] = field(default_factory=dict, repr=False, compare=False)
+    _warned: set[tuple[int, str, Kind, int]] = field(default_factory=set, repr=False, compare=False)
 
     def rule_for(self, target: str, kind: Kind) -> Rule | None:
         return next((r for r in self.rules if r.target == target and kind in r.kinds), None)
@@ -154,11 +159,25 @@ class Deadlines:
         for target in targets:
             try:
                 due = self.due_with_basis(target, kind, decided_on)
-            except OutsideCalendar:
+            except OutsideCalendar as exc:
+                self._not_computable(target, kind, decided_on, exc)
                 continue
             if due is not None:
                 dates[target] = due
         return dates
+
+    def _not_computable(self, target: str, kind: Kind, decided_on: dt.date, exc: OutsideCalendar) -> None:
+        """Once per calendar generation, target, kind and year: every ingest of such a year would say it again."""
+        seen = (self.calendar.generation, target, kind, decided_on.year)
+        if seen in self._warned:
+            return
+        self._warned.add(seen)
+        fields = {"target": target, "kind": kind.value, "decided_on": decided_on.isoformat(), "reason": str(exc)}
+        log.warning(  # stdlib only: the ground floor imports nothing of gateway/ (gateway.logs included)
+            "due_date_not_computable target=%s kind=%s decided_on=%s reason=%s",
+            *fields.values(),
+            extra={"event": "due_date_not_computable", "fields": fields},
+        )
 
     def explain(self, target: str, kind: Kind, decided_on: dt.date) -> str | None:
         """Why a delivery has no due date, in words for the record view; None when it has one."""

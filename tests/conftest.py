@@ -11,7 +11,9 @@ postgresql://postgres@127.0.0.1:5432/test). It is never skipped silently.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -21,7 +23,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from stdnum.cn import ric
 
+from gateway import logs
 from gateway.app import build_app
 from gateway.clock import ManualClock
 from gateway.settings import DeliverySettings, JobSettings, Settings
@@ -169,3 +173,61 @@ def make_key(store: Store) -> Any:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+# -- no secret, key or ID number in any log line of the whole session -------------------------------------------
+
+_LEAKS = {
+    "an API key": re.compile(r"cgk_[A-Za-z0-9_-]{20,}"),
+    "a bearer token": re.compile(r"(?i)bearer\s+(?!\[redacted\])[A-Za-z0-9_.~+/=-]{12,}"),
+    "a target's secret": re.compile(
+        "|".join(re.escape(s) for s in ("demo-national-secret", "demo-provincial-sm3-key", "demo-municipal-secret"))
+        + "|demo-portal-token"
+    ),
+}
+_ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+
+
+def _resident_id(number: str) -> bool:
+    """Shaped like a resident ID number: a birth date and the right check digit (the region is not checked)."""
+    try:
+        dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return False
+    return ric.calc_check_digit(number[:17] + "0") == number[17].upper()
+
+
+class _SessionLog(logging.Handler):
+    """Every record logged in this process during the session, rendered as the gateway renders it (text and JSON
+    lines, ``gateway.logs``); keeps only the lines that leak. What is judged is the output, so a test that logs an
+    ID number on purpose (to see it masked) passes, and one whose output would show it does not."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.renderers = (logs.TextFormatter(), logs.JsonFormatter())
+        self.leaks: list[str] = []
+        self.seen = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen += 1
+        for renderer in self.renderers:
+            try:
+                line = renderer.format(record)
+            except Exception:  # a record that cannot be rendered is no leak; the logging module reports it
+                return
+            found = [what for what, pattern in _LEAKS.items() if pattern.search(line)]
+            found += ["an ID number" for m in _ID_NUMBER.finditer(line) if _resident_id(m.group(0))]
+            if found:
+                self.leaks.append(f"{', '.join(found)} in: {line[:300]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs() -> Iterator[_SessionLog]:
+    root = logging.getLogger()
+    collector = _SessionLog()
+    root.addHandler(collector)  # gateway.logs.configure keeps handlers it did not install
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)  # the access log and the other INFO lines are judged too
+    yield collector
+    root.removeHandler(collector)
+    assert not collector.leaks, f"{len(collector.leaks)} log line(s) leak:\n" + "\n".join(collector.leaks[:20])

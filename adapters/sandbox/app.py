@@ -93,6 +93,8 @@ class Sandbox:
     # -- faults --------------------------------------------------------------------------------------------
 
     async def before(self, target: str) -> Response | None:
+        with self.state.lock:  # every data request that reached the platform, answered or not (``requests``)
+            self.state.count(target, "requests")
         faults = self.state.faults[target]
         f = faults.faults
         if f.latency_ms:

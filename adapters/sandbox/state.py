@@ -101,6 +101,7 @@ class SandboxState:
                 ).fetchall()
             )
         return {
+            "requests": counters.get("requests", 0),
             "received_items": counters.get("received_items", 0),
             "unique_keys": unique,
             "duplicate_deliveries": counters.get("duplicate_deliveries", 0),

@@ -13,6 +13,7 @@ from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from gateway.api.access import KEY_NAME
 from gateway.api.problems import Problem
 from gateway.services.actors import Actor
 from gateway.services.keys import KeyCache
@@ -76,6 +77,7 @@ async def check_key(request: Request) -> Principal:
             401, "unauthorised", "Unknown API key", "the API key is unknown or revoked", headers=_UNAUTHORISED
         )
     kinds = None if info.kinds is None else frozenset(Kind.from_code(k) for k in info.kinds if k != CHECKS)
+    setattr(request.state, KEY_NAME, info.name)  # for the access log: the key's name, never the key
     return Principal(info.name, info.role, kinds, checks=info.kinds is not None and CHECKS in info.kinds)
 
 

@@ -218,6 +218,27 @@ class RecordView(BaseModel):
 # -- operations -----------------------------------------------------------------------------------------
 
 
+class LastFailure(BaseModel):
+    at: str
+    code: str | None = Field(description="HTTP status or transport code (timeout, connect, ...)")
+    message: str | None
+
+
+class TargetHealthView(BaseModel):
+    """Shared by every process through the database: the same whichever process sends (README "Target health")."""
+
+    breaker: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    opened_at: str | None
+    down_since: str | None
+    alert: bool = Field(description="down longer than DELIVERY__ALERT_AFTER_SECONDS")
+    held_until: str | None = Field(description="the target's Retry-After being honoured; null when not throttled")
+    last_success_at: str | None
+    last_failure: LastFailure | None
+    updated_at: str | None
+    paused: bool
+
+
 class TargetView(BaseModel):
     target: str
     enabled: bool
@@ -225,7 +246,7 @@ class TargetView(BaseModel):
     base_url: str
     paused: dict[str, Any] | None
     deliveries: dict[str, int]
-    health: dict[str, Any] | None
+    health: TargetHealthView
 
 
 class Targets(BaseModel):

@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from gateway import target_health
 from gateway.api import docs
 from gateway.api.auth import check_key
 from gateway.api.problems import Problem
@@ -51,6 +52,10 @@ async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
     if services.settings.metrics_require_key:
         await check_key(request)
-    if services.worker is not None:
-        services.metrics.health(services.worker.status())
+    # every target's shared health, whichever process sends to it (serve with DELIVERY__IN_SERVE=false too)
+    try:
+        health = await run_in_threadpool(target_health.report, services.settings, services.store, services.clock)
+    except StoreError:  # the database is down: the rest of the metrics still answer (readyz says why)
+        health = {}
+    services.metrics.health(health)
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from gateway.archive.importer import Importer
 from gateway.checks import CreditChecks
 from gateway.clock import Clock
+from gateway.gate import StoreBook, for_target
 from gateway.housekeeping import Housekeeping
 from gateway.mailer import ReportMailer
 from gateway.metrics import Metrics
@@ -62,7 +64,14 @@ class Services:
         """The credit-check service, made on first use (it owns connections and threads: ``close``)."""
         with self._checks_made:
             if self._checks is None:
-                gate = self.worker.gates.get("national") if self.worker is not None else None
+                # the worker's national gate when it runs here; else one on the shared breaker (the row it uses)
+                gate = (
+                    self.worker.gates.get("national")
+                    if self.worker is not None
+                    else for_target(
+                        self.settings, self.clock, "national", f"checks:{os.getpid()}", StoreBook(self.store)
+                    )
+                )
                 self._checks = CreditChecks(self.settings, self.store, self.clock, gate)
             return self._checks
 

@@ -1,4 +1,5 @@
-"""How each target stands: enabled, kinds, deliveries by state, paused, and the breaker where a worker runs here."""
+"""How each target stands: enabled, kinds, deliveries by state, paused, and its health (breaker, throttle, last
+success and failure), which is shared by every process through the database (``gateway.target_health``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from gateway.settings import Settings
 from outbox.store import Store
 
-# The breakers of the worker in this process, by target; empty where none runs.
+# Every target's shared health, by target (``gateway.target_health.report``).
 Health = Callable[[], Mapping[str, Mapping[str, object]]]
 
 

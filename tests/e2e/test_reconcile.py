@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import time
 from collections.abc import Iterator
@@ -128,7 +129,13 @@ def test_lost_and_altered_records_are_found_repushed_and_then_clean(
 
 
 def test_an_unknown_record_on_the_platform_is_reported_not_touched(
-    gateway: Any, store: Store, sandbox: str, source_key: str, operator_key: str, settings: Settings
+    gateway: Any,
+    store: Store,
+    sandbox: str,
+    source_key: str,
+    operator_key: str,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     base, worker, events = gateway
     reply = httpx.post(f"{base}/api/v1/licences", json=licence("RC-X"), headers=bearer(source_key))
@@ -144,7 +151,18 @@ def test_an_unknown_record_on_the_platform_is_reported_not_touched(
         client.deliver([foreign])
     finally:
         client.close()
-    run = reconcile(base, operator_key, "municipal")
+    with caplog.at_level(logging.INFO, logger="gateway.reconcile"):
+        run = reconcile(base, operator_key, "municipal")
     assert run["extra"] == 1 and ids(run, "extra") == {"other-77"}
     assert run["matched"] == 1 and run["requeued"] == 0
     assert reply.status_code == 201
+    [found] = [r for r in caplog.records if getattr(r, "event", None) == "reconciliation_findings"]
+    assert found.levelno == logging.WARNING  # a person must look at an extra item
+    assert found.fields == {  # type: ignore[attr-defined]
+        "target": "municipal",
+        "run_id": run["id"],
+        "matched": 1,
+        "missing": 0,
+        "mismatched": 0,
+        "extra": 1,
+    }

@@ -210,7 +210,13 @@ def test_a_trickling_target_times_out_at_its_deadline_and_the_others_keep_publis
 
         # The second attempt trickles too: two failures in a row open the breaker, which then holds the lane.
         trickling.next_connection()
-        wait_for(events, lambda: worker.status()["national"]["breaker"] == "open", DEADLINE + 10, "breaker opens")
+        # the shared breaker is written just before the exchange's deliveries settle: wait for both
+        wait_for(
+            events,
+            lambda: worker.status()["national"]["breaker"] == "open" and len(attempts(store, "national")) == 2,
+            DEADLINE + 10,
+            "breaker opens and the second attempt is recorded",
+        )
         national_attempts = attempts(store, "national")
         assert [a.code for a in national_attempts] == ["timeout", "timeout"]
         assert worker.status()["national"]["consecutive_failures"] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,15 @@ def test_unknown_due_date_and_the_rate() -> None:
     assert standing(due=None, published_at=None, withdrawn_at=None, on=D(2026, 1, 1)) is Standing.UNKNOWN
     assert rate({Standing.PENDING: 4}) is None  # nothing counted: no rate, not 100 %
     assert rate({Standing.ON_TIME: 3, Standing.LATE: 1, Standing.OVERDUE: 1, Standing.PENDING: 9}) == 0.6
+
+
+def test_a_due_date_not_computable_is_one_warning_with_fields(caplog: pytest.LogCaptureFixture) -> None:
+    strict = from_settings(DeadlineSettings(provisional=False))
+    with caplog.at_level(logging.WARNING, logger="gateway.deadlines"):
+        for day in (D(2026, 12, 15), D(2026, 12, 16)):  # every ingest of that year would say it again: said once
+            assert strict.due_dates(Kind.LICENCE, day, ["national"]) == {}
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "due_date_not_computable"]
+    assert record.levelno == logging.WARNING
+    fields = record.fields  # type: ignore[attr-defined]
+    assert (fields["target"], fields["kind"], fields["decided_on"]) == ("national", "licences", "2026-12-15")
+    assert "2027" in fields["reason"]
