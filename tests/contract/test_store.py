@@ -343,6 +343,8 @@ def test_a_batch_writes_what_single_posts_write(store: Store) -> None:
     def written(prefix: str) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
         for rec in rows(store, tables.record, tables.record.c.source_id.like(f"{prefix}-%")):
+            out.append((rec.source_id[2:], rec.kind, rec.department, rec.decided_on, rec.current_version, rec.origin))
+            out.append((rec.created_at, rec.source_system, len(rec.content_hash)))
             for v in rows(store, tables.record_version, tables.record_version.c.record_id == rec.id):
                 content = {k: value for k, value in v.content.items() if k != "source_id"}
                 out.append((rec.source_id[2:], v.version, content, v.received_at, v.content["decision_date"]))
