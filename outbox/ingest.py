@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -272,7 +273,40 @@ def _insert_new(
     )
     if len(rows) == 1:
         return {sid: rid for rid, sid in conn.execute(stmt.values(rows[0]))}
+    if conn.dialect.name == "postgresql":  # one small statement, not one placeholder per value of every row
+        parts = [
+            (
+                i.canonical.source_id,
+                i.canonical.content_hash,
+                i.canonical.record.department,
+                i.canonical.record.decided_on,
+            )
+            for i in items
+        ]
+        found = conn.execute(
+            _RECORDS,
+            {
+                "kind": kind.value,
+                "source_system": source_system,
+                "now": now,
+                "origin": origin,
+                "rows": orjson.dumps(parts).decode(),
+            },
+        )
+        return {sid: rid for rid, sid in found}
     return {sid: rid for rid, sid in conn.execute(stmt, rows)}
+
+
+# In the order given (source_id order: two batches wait on each other's new keys in one order, never deadlock).
+_RECORDS = sa.text("""
+INSERT INTO record (kind, source_system, source_id, current_version, content_hash, department, decided_on,
+                    created_at, updated_at, origin)
+SELECT :kind, :source_system, e->>0, 1, e->>1, e->>2, (e->>3)::date, :now, :now, :origin
+FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS r(e, n)
+ORDER BY n
+ON CONFLICT (source_system, kind, source_id) DO NOTHING
+RETURNING id, source_id
+""").bindparams(sa.bindparam("now", type_=record.c.created_at.type))
 
 
 def _lock_known(conn: Connection, source_system: str, kind: Kind, items: Sequence[Incoming]) -> dict[str, _Known]:
@@ -311,7 +345,19 @@ def _write_versions(conn: Connection, fresh: Sequence[tuple[Stored, Incoming]], 
         }
         for s, i in fresh
     ]
-    conn.execute(sa.insert(record_version), rows)
+    if conn.dialect.name == "postgresql" and len(rows) > 1:
+        # content and submitted go in as the very text orjson makes of them, as the engine would store them
+        keys = ("record_id", "version", "content_hash", "content", "submitted")
+        conn.execute(_VERSIONS, {"now": now, "rows": orjson.dumps([[r[k] for k in keys] for r in rows]).decode()})
+    else:
+        conn.execute(sa.insert(record_version), rows)
+
+
+_VERSIONS = sa.text("""
+INSERT INTO record_version (record_id, version, content_hash, content, submitted, received_at)
+SELECT (e->>0)::bigint, (e->>1)::integer, e->>2, e->3, e->4, :now
+FROM json_array_elements(CAST(:rows AS json)) AS e
+""").bindparams(sa.bindparam("now", type_=record.c.created_at.type))
 
 
 def _bump_records(updated: Sequence[tuple[Stored, Incoming]], conn: Connection, now: dt.datetime) -> None:
@@ -377,8 +423,23 @@ def _queue_deliveries(
                 }
             )
             stored.deliveries.append({"target": target, "state": DeliveryState.PENDING.value})
-    if rows:
+    if rows and conn.dialect.name == "postgresql" and len(rows) > 1:
+        keys = ("record_id", "version", "target", "idempotency_key", "due_date", "due_by", "due_date_basis")
+        conn.execute(_DELIVERIES, {"now": now, "rows": orjson.dumps([[r[k] for k in keys] for r in rows]).decode()})
+    elif rows:
         conn.execute(sa.insert(delivery), rows)
+
+
+# A batch's rows on PostgreSQL: one statement over one JSON document (encoded by orjson in one call) instead of
+# one execution per row (2,000 deliveries for a batch of 500 records to four targets), or of a text array whose
+# every JSON quote the driver would have to escape.
+_DELIVERIES = sa.text("""
+INSERT INTO delivery (record_id, version, target, operation, state, idempotency_key, attempts, next_attempt_at,
+                      created_at, updated_at, due_date, due_by, due_date_basis)
+SELECT (e->>0)::bigint, (e->>1)::integer, e->>2, 'publish', 'pending', e->>3, 0, :now, :now, :now,
+       (e->>4)::date, (e->>5)::timestamptz, e->>6
+FROM json_array_elements(CAST(:rows AS json)) AS e
+""").bindparams(sa.bindparam("now", type_=record.c.created_at.type))
 
 
 def _current_deliveries(conn: Connection, stored: Sequence[Stored]) -> None:

@@ -75,23 +75,37 @@ class Group:
     counts: Counts = field(compare=False)
 
 
-def _standing(as_of: dt.date, as_of_end: dt.datetime, per: Any) -> Any:
+def standing_as_of(as_of: dt.date | None, as_of_end: dt.datetime | None, per: Any) -> Any:
+    """The standing as of a day; as of no day (None, None): as it stands once every due date has passed."""
+    withdrawn = [per.c.withdrawn_at.is_not(None), per.c.withdrawn_at < per.c.due_by]
     return sa.case(
         (per.c.due_date.is_(None), "unknown"),
         (per.c.first_published.is_not(None), sa.case((per.c.first_published < per.c.due_by, "on_time"), else_="late")),
         (
-            sa.and_(per.c.withdrawn_at.is_not(None), per.c.withdrawn_at < per.c.due_by, per.c.withdrawn_at < as_of_end),
+            sa.and_(*withdrawn, *([] if as_of_end is None else [per.c.withdrawn_at < as_of_end])),
             "not_applicable",
         ),
-        (per.c.due_date < as_of, "overdue"),
+        (sa.true() if as_of is None else per.c.due_date < as_of, "overdue"),
         else_="pending",
     )
 
 
-def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime) -> Any:
-    """One row per (record, target) of the records decided in [decided_from, decided_to]."""
+def per_pair(
+    decided_from: dt.date,
+    decided_to: dt.date,
+    as_of_end: dt.datetime | None,
+    *,
+    ranges: Sequence[tuple[dt.date, dt.date]] = (),
+    extra: Sequence[Any] = (),
+) -> Any:
+    """One row per (record, target) of the records decided in [decided_from, decided_to] (and, when ``ranges`` are
+    given, in one of them); publications up to ``as_of_end``, or all of them when it is None. ``extra``: more
+    columns of ``record`` (functionally dependent on its id, so they need no grouping)."""
     current = delivery.c.version == record.c.current_version
-    published = sa.and_(delivery.c.state == DeliveryState.PUBLISHED.value, delivery.c.published_at < as_of_end)
+    published = delivery.c.state == DeliveryState.PUBLISHED.value
+    if as_of_end is not None:
+        published = sa.and_(published, delivery.c.published_at < as_of_end)
+    within = [sa.or_(*(record.c.decided_on.between(a, b) for a, b in ranges))] if ranges else []
     return (
         sa.select(
             record.c.id.label("record_id"),
@@ -100,6 +114,7 @@ def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime)
             record.c.decided_on,
             record.c.withdrawn_at,
             delivery.c.target,
+            *extra,
             sa.func.max(sa.case((current, delivery.c.due_date))).label("due_date"),
             sa.func.max(sa.case((current, delivery.c.due_by))).label("due_by"),
             sa.func.max(sa.case((current, delivery.c.due_date_basis))).label("due_date_basis"),
@@ -111,6 +126,7 @@ def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime)
             record.c.decided_on <= decided_to,
             record.c.kind.in_(JUDGED),
             delivery.c.operation == Operation.PUBLISH.value,
+            *within,
         )
         # record.id is the primary key: its other columns are functionally dependent (PostgreSQL and SQLite
         # both accept them ungrouped), and a two-column group key sorts faster than six.
@@ -119,7 +135,7 @@ def per_pair(decided_from: dt.date, decided_to: dt.date, as_of_end: dt.datetime)
     )
 
 
-def _sums(standing: Any, per: Any) -> list[Any]:
+def sums(standing: Any, per: Any) -> list[Any]:
     provisional = sa.func.sum(sa.case((per.c.due_date_basis == "provisional", 1), else_=0)).label("provisional")
     return [*(sa.func.sum(sa.case((standing == name, 1), else_=0)).label(name) for name in STANDINGS), provisional]
 
@@ -133,9 +149,9 @@ def standings(
 ) -> list[Group]:
     """Counts per (target, kind, department) for the records decided in the period, as they stood on ``as_of``."""
     per = per_pair(decided_from, decided_to, as_of_end)
-    standing = _standing(as_of, as_of_end, per)
+    standing = standing_as_of(as_of, as_of_end, per)
     rows = conn.execute(
-        sa.select(per.c.target, per.c.kind, per.c.department, *_sums(standing, per))
+        sa.select(per.c.target, per.c.kind, per.c.department, *sums(standing, per))
         .group_by(per.c.target, per.c.kind, per.c.department)
         .order_by(per.c.department, per.c.kind, per.c.target)
     )
@@ -149,14 +165,20 @@ def month_of(conn: Connection, column: Any) -> Any:
 
 
 def monthly_groups(
-    conn: Connection, *, decided_from: dt.date, decided_to: dt.date, as_of: dt.date, as_of_end: dt.datetime
+    conn: Connection,
+    *,
+    decided_from: dt.date,
+    decided_to: dt.date,
+    as_of: dt.date,
+    as_of_end: dt.datetime,
+    ranges: Sequence[tuple[dt.date, dt.date]] = (),
 ) -> dict[str, list[Group]]:
     """Counts per month of decision and (target, kind, department), in one pass: a report's trend and, summed over
     its months, the period's own standings."""
-    per = per_pair(decided_from, decided_to, as_of_end)
+    per = per_pair(decided_from, decided_to, as_of_end, ranges=ranges)
     month = month_of(conn, per.c.decided_on).label("month")
     rows = conn.execute(
-        sa.select(month, per.c.target, per.c.kind, per.c.department, *_sums(_standing(as_of, as_of_end, per), per))
+        sa.select(month, per.c.target, per.c.kind, per.c.department, *sums(standing_as_of(as_of, as_of_end, per), per))
         .group_by(month, per.c.target, per.c.kind, per.c.department)
         .order_by(month, per.c.department, per.c.kind, per.c.target)
     )
@@ -176,17 +198,99 @@ def listed(
     which: Sequence[str],
 ) -> dict[str, list[dict[str, Any]]]:
     """The (record, target) pairs in the given standings (``overdue``, ``late``), for the report's detail sheets."""
-    per = per_pair(decided_from, decided_to, as_of_end)
-    standing = _standing(as_of, as_of_end, per).label("standing")
-    inner = sa.select(per, standing).subquery("s")
+    # source_id rides along in the grouped rows (no second join back to ``record``); only the columns the
+    # sheets show are selected, so tens of thousands of rows convert no timestamp they do not print.
+    per = per_pair(decided_from, decided_to, as_of_end, extra=[record.c.source_id])
+    standing = standing_as_of(as_of, as_of_end, per).label("standing")
+    shown = [per.c[name] for name in ("record_id", "source_id", "kind", "department", "target", "decided_on")]
+    inner = sa.select(*shown, per.c.due_date, per.c.due_date_basis, per.c.first_published, standing).subquery("s")
     rows = conn.execute(
-        sa.select(inner, record.c.source_id)
-        .join(record, record.c.id == inner.c.record_id)
+        sa.select(inner)
         .where(inner.c.standing.in_(list(which)))
         .order_by(inner.c.due_date, inner.c.record_id, inner.c.target)
     )
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in which}
+    for record_id, source_id, kind, department, target, decided_on, due_date, basis, published, standing_ in rows:
+        out[standing_].append(
+            {
+                "record_id": record_id,
+                "source_id": source_id,
+                "kind": kind,
+                "department": department,
+                "target": target,
+                "decided_on": decided_on,
+                "due_date": due_date,
+                "due_date_basis": basis,
+                "published_at": published,
+            }
+        )
+    return out
+
+
+def monthly_and_listed(
+    conn: Connection,
+    *,
+    decided_from: dt.date,
+    decided_to: dt.date,
+    as_of: dt.date,
+    as_of_end: dt.datetime,
+    ranges: Sequence[tuple[dt.date, dt.date]],
+    listed_from: dt.date,
+    listed_to: dt.date,
+    which: Sequence[str],
+) -> tuple[dict[str, list[Group]], dict[str, list[dict[str, Any]]]]:
+    """``monthly_groups`` and ``listed`` (for the records decided in [listed_from, listed_to], which ``ranges`` must
+    cover) from one pass over the pairs: a report's live months and its detail sheets read them once, not twice.
+
+    One statement: the pairs with their standing in a common table expression (evaluated once where it is used
+    twice), the grouped counts and the listed pairs as the two halves of a ``UNION ALL``, each half NULL where
+    the other has values (typed NULLs, so both databases unify the columns)."""
+    per = per_pair(decided_from, decided_to, as_of_end, ranges=ranges, extra=[record.c.source_id])
+    pairs = sa.select(per, standing_as_of(as_of, as_of_end, per).label("standing")).cte("pairs")
+    month = month_of(conn, pairs.c.decided_on)
+
+    def null(type_: Any) -> Any:
+        return sa.cast(sa.null(), type_)
+
+    counted = sums(pairs.c.standing, pairs)
+    grouped = sa.select(
+        sa.literal(0).label("part"),
+        month.label("month"),
+        pairs.c.target,
+        pairs.c.kind,
+        pairs.c.department,
+        *counted,
+        null(sa.BigInteger()).label("record_id"),
+        null(sa.String()).label("source_id"),
+        null(sa.Date()).label("decided_on"),
+        null(sa.Date()).label("due_date"),
+        null(sa.String()).label("due_date_basis"),
+        null(pairs.c.first_published.type).label("first_published"),
+        null(sa.String()).label("standing"),
+    ).group_by(month, pairs.c.target, pairs.c.kind, pairs.c.department)
+    shown = sa.select(
+        sa.literal(1).label("part"),
+        null(sa.String()).label("month"),
+        pairs.c.target,
+        pairs.c.kind,
+        pairs.c.department,
+        *(null(sa.BigInteger()).label(c.name) for c in counted),
+        pairs.c.record_id,
+        pairs.c.source_id,
+        pairs.c.decided_on,
+        pairs.c.due_date,
+        pairs.c.due_date_basis,
+        pairs.c.first_published,
+        pairs.c.standing,
+    ).where(pairs.c.standing.in_(list(which)), pairs.c.decided_on >= listed_from, pairs.c.decided_on <= listed_to)
+    both = sa.union_all(grouped, shown).subquery("both")
+    rows = conn.execute(sa.select(both).order_by(both.c.part, both.c.due_date, both.c.record_id, both.c.target))
+    months: dict[str, list[Group]] = {}
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in which}
     for r in rows:
+        if r.part == 0:
+            months.setdefault(r.month, []).append(Group(r.target, r.kind, r.department, _counts(r)))
+            continue
         out[r.standing].append(
             {
                 "record_id": r.record_id,
@@ -200,7 +304,9 @@ def listed(
                 "published_at": r.first_published,
             }
         )
-    return out
+    for groups in months.values():
+        groups.sort(key=lambda g: (g.department, g.kind, g.target))
+    return dict(sorted(months.items())), out
 
 
 def record_counts(conn: Connection, *, decided_from: dt.date, decided_to: dt.date) -> dict[tuple[str, str], int]:

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,11 +25,13 @@ from outbox import (
     provisional,
     rates,
     reconciliation,
+    settled,
     views,
     withdrawals,
 )
 from outbox import ingest as ingest_tx
 from outbox.database import Database
+from outbox.errors import StoreBusy
 from outbox.ingest import Actor, Incoming, Stored
 from outbox.lifecycle import AttemptResult, Settlement
 from outbox.tables import delivery, report_run
@@ -312,8 +315,48 @@ class Store:
     def standings(self, **period: Any) -> list[rates.Group]:
         return self.db.read(lambda c: rates.standings(c, **period))
 
-    def monthly_standings(self, **period: Any) -> dict[str, list[rates.Group]]:
-        return self.db.read(lambda c: rates.monthly_groups(c, **period))
+    def report_standings(
+        self,
+        *,
+        decided_from: dt.date,
+        decided_to: dt.date,
+        as_of: dt.date,
+        as_of_end: dt.datetime,
+        listed_from: dt.date,
+        listed_to: dt.date,
+        which: Sequence[str],
+    ) -> tuple[dict[str, list[rates.Group]], dict[str, list[dict[str, Any]]]]:
+        """Counts per month of decision in [decided_from, decided_to] and the pairs in ``which`` standings decided
+        in [listed_from, listed_to] (inside it). Settled months come from ``settled_standing``; the others are
+        counted now, in the same pass as the listed pairs when none of those lie in a kept month, and stored
+        when they turn out settled, for the next report."""
+        months = settled.full_months(decided_from, decided_to)
+        kept = self.db.read(lambda c: settled.cached(c, months, as_of=as_of, as_of_end=as_of_end))
+        ranges = settled.edges(decided_from, decided_to, months)
+        ranges += [settled.month_range(m) for m in months if m not in kept]
+        window: dict[str, Any] = {
+            "decided_from": decided_from,
+            "decided_to": decided_to,
+            "as_of": as_of,
+            "as_of_end": as_of_end,
+        }
+        listed_window = {**window, "decided_from": listed_from, "decided_to": listed_to}
+        if not any(_overlaps(settled.month_range(m), listed_from, listed_to) for m in kept):
+            counted, listed = self.db.read(
+                lambda c: rates.monthly_and_listed(
+                    c, **window, ranges=ranges, listed_from=listed_from, listed_to=listed_to, which=which
+                )
+            )
+        else:
+            counted = self.db.read(lambda c: rates.monthly_groups(c, **window, ranges=ranges)) if ranges else {}
+            listed = self.db.read(lambda c: rates.listed(c, which=which, **listed_window))
+        fresh = [m for m in months if m in counted and m not in kept and settled.settled(counted[m])]
+        # PostgreSQL counts them all in one pass (their rows may lie anywhere in ``delivery``); SQLite a month per
+        # transaction, so its one write lock is never held for long.
+        for months_now in [fresh] if self.db.is_postgres else [[m] for m in fresh]:
+            with contextlib.suppress(StoreBusy):  # another process is changing or filling it: next time
+                self.db.transact(partial(settled.fill, months=months_now))
+        return dict(sorted({**kept, **counted}.items())), listed
 
     def listed(self, *, which: Sequence[str], **period: Any) -> dict[str, list[dict[str, Any]]]:
         return self.db.read(lambda c: rates.listed(c, which=which, **period))
@@ -443,3 +486,7 @@ class Store:
 
     def schema_is_current(self) -> bool:
         return migrate.is_current(self.db)
+
+
+def _overlaps(span: tuple[dt.date, dt.date], first: dt.date, last: dt.date) -> bool:
+    return span[0] <= last and first <= span[1]

@@ -470,6 +470,34 @@ class TargetHealth(SQLModel, table=True):
     updated_at: dt.datetime = _ts()
 
 
+class SettledStanding(SQLModel, table=True):
+    """A past month's 公示率 counts by (target, kind, department), kept so a report's trend need not recount them.
+
+    Counted as of "forever" (every publication and withdrawal so far, every due date passed); a report as of a
+    day reuses a month only when that day is after the month's last due date and last publication or withdrawal
+    (then the counts as of that day are the same). Triggers on ``record`` and ``delivery`` (migration 0013) delete
+    a month's rows whenever anything a standing reads changes for a record decided in it; ``outbox.settled``
+    fills them.
+    """
+
+    __tablename__ = "settled_standing"
+
+    month: str = Field(sa_column=sa.Column(sa.String(length=7), primary_key=True))  # YYYY-MM of decided_on
+    target: str = Field(sa_column=sa.Column(sa.String(length=16), primary_key=True))
+    kind: str = Field(sa_column=sa.Column(sa.String(length=16), primary_key=True))
+    department: str = Field(sa_column=sa.Column(sa.String(length=64), primary_key=True))
+    on_time: int
+    late: int
+    overdue: int
+    pending: int
+    not_applicable: int
+    unknown: int
+    provisional: int
+    last_due_date: dt.date | None = None
+    last_published_at: dt.datetime | None = _ts(nullable=True)
+    last_withdrawn_at: dt.datetime | None = _ts(nullable=True)
+
+
 api_key = SQLModel.metadata.tables["api_key"]
 record = SQLModel.metadata.tables["record"]
 record_version = SQLModel.metadata.tables["record_version"]
@@ -487,4 +515,5 @@ person = SQLModel.metadata.tables["person"]
 person_session = SQLModel.metadata.tables["person_session"]
 sign_in_failure = SQLModel.metadata.tables["sign_in_failure"]
 target_health = SQLModel.metadata.tables["target_health"]
+settled_standing = SQLModel.metadata.tables["settled_standing"]
 metadata = SQLModel.metadata

@@ -328,3 +328,34 @@ def test_dead_pooled_connections_are_replaced(pg_template: str) -> None:
     finally:
         store.db.dispose()
         _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_batch_writes_what_single_posts_write(store: Store) -> None:
+    """Batches take another path on PostgreSQL (versions and deliveries inserted over arrays): the rows must be the
+    ones the one-record path writes, column for column."""
+    singles = [licence(f"S-{i}", content=f"许可内容{i}", decision_date=f"2026-11-{10 + i}") for i in range(3)]
+    batch = [{**r, "source_id": r["source_id"].replace("S-", "B-")} for r in singles]
+    for r in singles:
+        post(store, r)
+    post(store, *batch)
+    post(store, {**batch[0], "content": "更正后的许可内容"}, batch[1])  # a new version beside an unchanged one
+
+    def written(prefix: str) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        for rec in rows(store, tables.record, tables.record.c.source_id.like(f"{prefix}-%")):
+            out.append((rec.source_id[2:], rec.kind, rec.department, rec.decided_on, rec.current_version, rec.origin))
+            out.append((rec.created_at, rec.source_system, len(rec.content_hash)))
+            for v in rows(store, tables.record_version, tables.record_version.c.record_id == rec.id):
+                content = {k: value for k, value in v.content.items() if k != "source_id"}
+                out.append((rec.source_id[2:], v.version, content, v.received_at, v.content["decision_date"]))
+                assert v.submitted["source_id"] == rec.source_id
+            for d in rows(store, tables.delivery, tables.delivery.c.record_id == rec.id):
+                key = idempotency_key(rec.id, d.version, Operation.PUBLISH, d.target)
+                assert d.idempotency_key == key
+                out.append((rec.source_id[2:], d.version, d.target, d.state, d.due_date, d.due_by, d.due_date_basis))
+        return out
+
+    post(store, {**singles[0], "content": "更正后的许可内容"}, singles[1])
+    from_batches = written("B")
+    assert from_batches == written("S")
+    assert any(row[1] == 2 for row in from_batches) and all(row[4] is not None for row in from_batches if len(row) == 7)
