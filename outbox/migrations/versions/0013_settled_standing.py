@@ -9,7 +9,7 @@ recounts and stores a month, so a fill never stores counts read before a change 
 needs no lock: its writers are serialised, and a fill is one ``INSERT … SELECT`` in a write transaction.
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from outbox.settled import SETTLED_LOCK
 from outbox.tables import UtcDateTime
 
 revision = "0013"
-down_revision = "0008"
+down_revision = "0010"  # after the console (0010); given as 0007, merged after 0008
 branch_labels = None
 depends_on = None
 
