@@ -1,9 +1,14 @@
 """Reading the archive's spreadsheets row by row, and writing the errors file in the same format.
 
-XLSX is read with openpyxl in read-only mode, which streams the sheet's XML: memory stays flat however many rows
-the file has. CSV comes as Excel in China writes it, GB18030, or as UTF-8 with or without a byte-order mark;
-the encoding is detected, never asked for: a BOM means UTF-8, a file that decodes as strict UTF-8 is UTF-8, and
-anything else is read as GB18030 (a superset of GBK and GB2312, which every byte sequence Excel writes is in).
+XLSX up to ``IN_MEMORY_XLSX_BYTES`` is read whole by calamine (Rust, through python-calamine): ten times less CPU than
+openpyxl (10,000 template rows: 0.17 s against 1.68 s), which is what kept an XLSX import far below the rate of a CSV
+one. A larger file is streamed by openpyxl in read-only mode instead, whose memory stays flat however many rows the
+file has: calamine holds the whole sheet, about 30 times the file's size. Both give the same values (empty cells as
+None, dates as dates, numbers as numbers).
+
+CSV comes as Excel in China writes it, GB18030, or as UTF-8 with or without a byte-order mark; the encoding is
+detected, never asked for: a BOM means UTF-8, a file that decodes as strict UTF-8 is UTF-8, and anything else is
+read as GB18030 (a superset of GBK and GB2312, which every byte sequence Excel writes is in).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import IO, Any, Literal
 
 Format = Literal["xlsx", "csv"]
 _CHUNK = 1 << 20
+IN_MEMORY_XLSX_BYTES = 8 << 20  # about 100,000 template rows; the sheet then costs calamine some 250 MB at most
 
 
 class FileError(ValueError):
@@ -64,17 +70,42 @@ class Sheet:
         self._close()
 
 
-def open_sheet(path: Path, *, count: bool = True) -> Sheet:
+def open_sheet(path: Path, *, count: bool = True, in_memory_xlsx_bytes: int = IN_MEMORY_XLSX_BYTES) -> Sheet:
     """Open a sheet; ``count`` False skips counting a CSV's records (a pass over the file) for the progress bar."""
     try:
         if format_of(path) == "xlsx":
-            return _open_xlsx(path)
+            if path.stat().st_size <= in_memory_xlsx_bytes:
+                return _read_xlsx(path)
+            return _stream_xlsx(path)
         return _open_csv(path, count)
     except OSError as exc:
         raise FileError(f"{path}: {exc.strerror or exc}") from None
 
 
-def _open_xlsx(path: Path) -> Sheet:
+def _read_xlsx(path: Path) -> Sheet:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+        sheet = book.get_sheet_by_index(0)
+    except Exception as exc:  # CalamineError, ZipError, XmlError...: the bytes are not a workbook
+        raise FileError(f"{path.name}: not a readable XLSX workbook ({type(exc).__name__})") from None
+    first_row = sheet.start[0] + 1 if sheet.start else 1  # calamine starts at the first non-empty cell
+    rows = sheet.iter_rows()
+    header = next(rows, None)
+    if header is None:
+        book.close()
+        raise FileError(f"{path.name}: the first sheet is empty; expected a header row")
+
+    def data() -> Iterator[tuple[int, list[Any]]]:
+        for number, values in enumerate(rows, start=first_row + 1):
+            if any(v is not None and v != "" for v in values):
+                yield number, [None if v == "" else v for v in values]  # as openpyxl gives an empty cell
+
+    return Sheet("xlsx", None, list(header), max(sheet.height - 1, 0), data(), book.close)
+
+
+def _stream_xlsx(path: Path) -> Sheet:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 

@@ -10,6 +10,7 @@ import pytest
 from gateway.archive import columns, files
 from schemas.enums import Kind
 from schemas.validation import Canonical, validate
+from tests import archive
 from tests.factories import BUREAU, COMPANY
 
 PENALTY_HEADERS = [
@@ -138,10 +139,39 @@ def test_csv_encodings_are_detected(tmp_path: Path, encoding: str, expected: str
         sheet.close()
 
 
+def test_a_small_xlsx_read_whole_gives_what_the_stream_gives(tmp_path: Path) -> None:
+    """calamine (small files) and openpyxl's stream (large ones) must map to the same records: same header, same
+    row numbers for the errors file, empty cells as None, date cells as dates, numbers as numbers."""
+    path = archive.write_xlsx(tmp_path / "a.xlsx", 60)
+    whole, streamed = files.open_sheet(path), files.open_sheet(path, in_memory_xlsx_bytes=0)
+    try:
+        assert whole.headers == streamed.headers and whole.total == 60  # openpyxl knows only what the file says
+        rows, expected = list(whole.rows), list(streamed.rows)
+        assert [n for n, _ in rows] == [n for n, _ in expected] == list(range(2, 62))
+
+        # a date cell: calamine gives the date, openpyxl the datetime at midnight; the mapping takes either
+        def as_date(v: object) -> object:
+            return v.date() if isinstance(v, dt.datetime) and v.time() == dt.time() else v
+
+        def trimmed(values: list[object]) -> list[object]:  # calamine pads a row to the sheet's width with None
+            while values and values[-1] is None:
+                values = values[:-1]
+            return values
+
+        assert [(n, trimmed(v)) for n, v in rows] == [(n, trimmed([as_date(v) for v in vs])) for n, vs in expected]
+        assert any(v is None for _, values in rows for v in values)  # the blank cells, not ""
+        assert any(isinstance(v, dt.date) for _, values in rows for v in values)  # date cells
+    finally:
+        whole.close()
+        streamed.close()
+
+
 def test_a_file_that_is_not_a_spreadsheet_is_a_clear_error(tmp_path: Path) -> None:
     fake = tmp_path / "a.xlsx"
     fake.write_bytes(b"not a zip")
     with pytest.raises(files.FileError, match="not a readable XLSX workbook"):
         files.open_sheet(fake)
+    with pytest.raises(files.FileError, match="not a readable XLSX workbook"):
+        files.open_sheet(fake, in_memory_xlsx_bytes=0)
     with pytest.raises(files.FileError, match=r"expected an \.xlsx or \.csv"):
         files.open_sheet(tmp_path / "a.pdf")
