@@ -19,6 +19,7 @@ from gateway.services.actors import Actor
 from gateway.services.errors import StoreError, UnknownTarget
 from gateway.settings import Settings
 from schemas.enums import RECORD_KINDS, Kind
+from schemas.periods import EARLIEST_DAY, LATEST_DAY
 
 if TYPE_CHECKING:
     from gateway.services.bundle import Services
@@ -460,9 +461,14 @@ def _day(option: str, text: str | None) -> dt.date | None:
     if text is None:
         return None
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError as exc:
-        raise _fail(ValueError(f"{option} takes a day as YYYY-MM-DD, got {text!r} ({exc})")) from None
+        raise typer.BadParameter(f"takes a day as YYYY-MM-DD, got {text!r} ({exc})", param_hint=f"'{option}'") from None
+    if not EARLIEST_DAY <= day <= LATEST_DAY:  # the API's bounds: beyond them the date arithmetic overflows
+        raise typer.BadParameter(
+            f"takes a day from {EARLIEST_DAY} to {LATEST_DAY}, got {text!r}", param_hint=f"'{option}'"
+        )
+    return day
 
 
 def _outputs(formats: list[str], output: Path | None, label: str) -> dict[str, Path]:

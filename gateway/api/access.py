@@ -47,9 +47,18 @@ class AccessLog:
                 logging.INFO,
                 "access",
                 method=scope["method"],
-                path=scope.get("root_path", "") + scope["path"],
+                path=_full_path(scope),
                 query=",".join(names) or None,
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 key=state.get(KEY_NAME),
             )
+
+
+def _full_path(scope: Scope) -> str:
+    """The path as the client sent it. Starlette keeps the mount prefix in a mounted app's ``path`` (and also in
+    ``root_path``): adding the two would log ``/sandbox/sandbox/...``; servers behind a proxy prefix give it in
+    ``root_path`` only."""
+    root: str = scope.get("root_path", "")
+    path: str = scope["path"]
+    return path if not root or path.startswith(root) else root + path

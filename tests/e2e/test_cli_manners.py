@@ -202,7 +202,7 @@ Case = tuple[list[str], dict[str, str], str]
 # the issue's own examples
 BAD_VALUES: list[Case] = [
     (["deliveries", "at-risk", "--workdays", "-3"], {}, "'--workdays'"),
-    (["report", "--period", "2026-10", "--as-of", "2026-02-30"], {}, "--as-of takes a day as YYYY-MM-DD"),
+    (["report", "--period", "2026-10", "--as-of", "2026-02-30"], {}, "'--as-of': takes a day as YYYY-MM-DD"),
     (["keys", "list"], {"CREDIT_GATEWAY_DATABASE_URL": "not-a-url"}, "database_url: "),
     (["deliveries", "requeue", "999", "1000"], {}, "no delivery with id 999, 1000; nothing requeued"),
     (["deliveries", "dead", "--target", "foo"], {}, "'foo' is not a target; choose one of national, provincial"),
@@ -216,7 +216,8 @@ MORE_BAD_VALUES: list[Case] = [
     (["deliveries", "cancel", "77"], {}, "no delivery with id 77; nothing cancelled"),
     (["deliveries", "requeue", "abc"], {}, "Invalid value for 'ids'"),
     (["records", "show", "permits", "X"], {}, "'permits' is not a record kind"),
-    (["targets", "replay", "national", "--since", "2026-02-30"], {}, "--since takes a day"),
+    (["targets", "replay", "national", "--since", "2026-02-30"], {}, "'--since': takes a day"),
+    (["rates", "--period", "2026-12", "--as-of", "1900-01-01"], {}, "takes a day from 1949-01-01 to 2099-12-31"),
     (["targets", "reconcile", "county"], {}, "'county' is not a target"),
     (["keys", "list", "--bogus"], {}, "No such option: --bogus"),
     (["serve", "--port", "70000"], {}, "'--port'"),

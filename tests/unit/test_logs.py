@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from gateway import logs
+from gateway.api import access
 from gateway.logs import JsonFormatter, MaskIdNumbers, TextFormatter, configure, event, mask, redact
 from tests.factories import COMPANY, make_resident_id
 
@@ -87,3 +88,15 @@ def test_the_session_check_sees_a_leak_when_redaction_fails(monkeypatch: pytest.
     number = make_resident_id()
     collector.emit(logging.makeLogRecord({"msg": "posted %s with cgk_%s", "args": (number, "x" * 30)}))
     assert len(collector.leaks) == 2 and all("an API key" in x and "an ID number" in x for x in collector.leaks)
+
+
+@pytest.mark.parametrize(
+    ("root_path", "path", "logged"),
+    [
+        ("", "/api/v1/targets", "/api/v1/targets"),
+        ("/sandbox", "/sandbox/national/api/v1/batches", "/sandbox/national/api/v1/batches"),  # Starlette's mount
+        ("/gateway", "/api/v1/targets", "/gateway/api/v1/targets"),  # a proxy's prefix, in root_path only
+    ],
+)
+def test_the_access_log_names_the_path_the_client_sent(root_path: str, path: str, logged: str) -> None:
+    assert access._full_path({"type": "http", "root_path": root_path, "path": path}) == logged
