@@ -97,6 +97,7 @@ def demo_admin(services: Services) -> None:
             f"demo console admin created: name [bold]{name}[/bold], password [bold]{password}[/bold] "
             "(shown this once; `credit-gateway users reset-password admin --password-stdin` sets another)",
             highlight=False,
+            soft_wrap=True,  # a terminal wraps it where it must; rich would cut the line at its own width
         )
 
 
