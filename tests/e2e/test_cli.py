@@ -237,7 +237,7 @@ def test_operator_commands(tmp_path: Path) -> None:
     unknown = run(["targets", "pause", "weibo"], env, tmp_path)
     assert unknown.returncode == 1 and "not a target" in unknown.stderr
     bad_day = run(["targets", "replay", "national", "--since", "yesterday"], env, tmp_path)
-    assert bad_day.returncode == 1 and "YYYY-MM-DD" in bad_day.stderr
+    assert bad_day.returncode == 2 and "YYYY-MM-DD" in bad_day.stderr
     for result in (paused, status, dead, replay, unknown, bad_day):
         assert "Traceback" not in result.stderr
 
