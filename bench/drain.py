@@ -141,6 +141,10 @@ class StubClient:
     def deliver(self, items: Sequence[Item]) -> list[Outcome]:
         return [Accepted(i.key, "stub") for i in items]
 
+    def deliver_traced(self, items: Sequence[Item]) -> tuple[list[Outcome], dict[str, object]]:
+        """What the engine calls since attempts keep excerpts: no exchange, so no excerpt."""
+        return self.deliver(items), {}
+
 
 def lease_ack_ceiling(admin: str, items: list[Incoming]) -> float:
     db = BenchDatabase(admin)
