@@ -262,13 +262,13 @@ class Housekeeping:
         return purge_expired(self.settings, self.store, self.clock, actor.name)
 
     def prune_excerpts(self) -> int:
-        """Empty attempt excerpts older than ``DELIVERY__EXCERPT_RETENTION_DAYS``; how many attempts lost theirs."""
+        """Delete exchange excerpts older than ``DELIVERY__EXCERPT_RETENTION_DAYS``; how many were deleted."""
         before = self.clock.now() - dt.timedelta(days=self.settings.delivery.excerpt_retention_days)
         total = 0
         while done := self.store.db.transact(lambda conn: excerpts.prune_batch(conn, before=before)):
             total += done
         if total:
-            log.info("emptied the excerpts of %d attempts made before %s", total, before.isoformat())
+            log.info("deleted %d exchange excerpts made before %s", total, before.isoformat())
         return total
 
     def expire(self, *, actor: Actor = SYSTEM) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from outbox import health, notify
 from outbox.lifecycle import AttemptResult, Settlement
 from outbox.states import DUE, DeliveryState, Operation
-from outbox.tables import attempt, delivery, record, record_version
+from outbox.tables import attempt, delivery, exchange_excerpt, record, record_version
 
 # Why the due rows are picked with nested loops switched off (PostgreSQL): the "no earlier unresolved delivery"
 # test is an anti-join of the target's due rows with its open rows. When the statistics are stale, as after a
@@ -75,8 +75,9 @@ def lease_due(
 
     Deliveries whose deadline falls on or before ``urgent_by`` (at risk, or overdue) go first, earliest deadline
     first, through the small partial index of unpublished deadlines; the rest of the batch is filled in
-    ``next_attempt_at`` order. The rows are picked ``FOR UPDATE SKIP LOCKED`` and then leased by id. Nothing is leased while the target's shared breaker is open, its
-    half-open probe belongs to another owner, or it asked us to wait (``outbox.health``).
+    ``next_attempt_at`` order. The rows are picked ``FOR UPDATE SKIP LOCKED`` and then leased by id. Nothing is
+    leased while the target's shared breaker is open, its half-open probe belongs to another owner, or it asked us
+    to wait (``outbox.health``).
     """
 
     def candidates(*extra: Any) -> Any:
@@ -225,9 +226,10 @@ def settle(
         settled = _settle_postgres(conn, owner, rows, now)
     else:
         settled = _settle_sqlite(conn, owner, rows, now)
+    exchanges, refs = _exchanges([r for _, _, r in decided])
     results = [
-        (leased.id, r.result.value, r.code, (r.message or "")[:2000] or None, r.request_excerpt, r.reply_excerpt)
-        for leased, _, r in decided
+        (leased.id, r.result.value, r.code, (r.message or "")[:2000] or None, ref)
+        for (leased, _, r), ref in zip(decided, refs, strict=True)
     ]
     if conn.dialect.name == "postgresql":
         conn.execute(
@@ -235,15 +237,18 @@ def settle(
             {
                 "at": now,
                 "duration_ms": duration_ms,
+                "requests": [q for q, _ in exchanges],
+                "replies": [a for _, a in exchanges],
                 "ids": [r[0] for r in results],
                 "outcomes": [r[1] for r in results],
                 "codes": [r[2] for r in results],
                 "messages": [r[3] for r in results],
-                "requests": [r[4] for r in results],
-                "replies": [r[5] for r in results],
+                "refs": [r[4] for r in results],
             },
         )
     else:
+        insert = sa.insert(exchange_excerpt).returning(exchange_excerpt.c.id)
+        stored = [conn.execute(insert.values(at=now, request=q, reply=a)).scalar_one() for q, a in exchanges]
         conn.execute(
             sa.insert(attempt),
             [
@@ -254,14 +259,27 @@ def settle(
                     "outcome": o,
                     "code": c,
                     "message": m,
-                    "request_excerpt": q,
-                    "reply_excerpt": a,
+                    "excerpt_id": None if ref is None else stored[ref - 1],
                 }
-                for i, o, c, m, q, a in results
+                for i, o, c, m, ref in results
             ],
         )
     notify.notify(conn, [str(settled)], notify.SETTLED)
     return settled
+
+
+def _exchanges(results: Sequence[AttemptResult]) -> tuple[list[tuple[str | None, str | None]], list[int | None]]:
+    """The distinct excerpts of a batch, and for each result the 1-based position of its own (None: it has none).
+
+    The items of one exchange carry the same excerpt objects, so a batch sent in one request stores one row."""
+    positions: dict[tuple[str | None, str | None], int] = {}
+    refs: list[int | None] = []
+    for r in results:
+        if r.request_excerpt is None and r.reply_excerpt is None:
+            refs.append(None)
+            continue
+        refs.append(positions.setdefault((r.request_excerpt, r.reply_excerpt), len(positions) + 1))
+    return list(positions), refs
 
 
 _LEASED = (DeliveryState.IN_FLIGHT.value, DeliveryState.AWAITING_RESULT.value)
@@ -279,12 +297,21 @@ WHERE delivery.id = d.did AND delivery.id = ANY(CAST(:ids AS bigint[]))
 RETURNING delivery.id
 """).bindparams(sa.bindparam("now", type_=delivery.c.updated_at.type))
 
+# One round trip: the exchanges get their ids from the sequence (the CTE is evaluated once, it is volatile), and
+# each attempt finds its exchange by position (``refs``, 1-based; NULL for an attempt without an excerpt).
 _ATTEMPTS_POSTGRES = sa.text("""
-INSERT INTO attempt (delivery_id, at, duration_ms, outcome, code, message, request_excerpt, reply_excerpt)
-SELECT a.did, :at, :duration_ms, a.outcome, a.code, a.message, a.request, a.reply
+WITH e AS (
+    SELECT nextval(pg_get_serial_sequence('exchange_excerpt', 'id')) AS id, x.request, x.reply, x.n
+    FROM unnest(CAST(:requests AS text[]), CAST(:replies AS text[])) WITH ORDINALITY AS x(request, reply, n)
+), stored AS (
+    INSERT INTO exchange_excerpt (id, at, request, reply) SELECT e.id, :at, e.request, e.reply FROM e
+)
+INSERT INTO attempt (delivery_id, at, duration_ms, outcome, code, message, excerpt_id)
+SELECT a.did, :at, :duration_ms, a.outcome, a.code, a.message, e.id
 FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:codes AS text[]), CAST(:messages AS text[]),
-            CAST(:requests AS text[]), CAST(:replies AS text[]))
-     AS a(did, outcome, code, message, request, reply)
+            CAST(:refs AS bigint[]))
+     AS a(did, outcome, code, message, ref)
+LEFT JOIN e ON e.n = a.ref
 """).bindparams(sa.bindparam("at", type_=delivery.c.updated_at.type))
 
 

@@ -239,9 +239,8 @@ class TargetState(SQLModel, table=True):
 
 
 class Attempt(SQLModel, table=True):
-    """One try of one delivery. The excerpts (at most 8 KB each; secrets removed, resident ID numbers masked) show
-    an operator what the target said; a nightly job empties them after ``DELIVERY__EXCERPT_RETENTION_DAYS``,
-    found through ``ix_attempt_at`` (migration 0010)."""
+    """One try of one delivery. ``excerpt_id`` names the exchange it went out in (``ExchangeExcerpt``); the
+    attempts of one batch share it."""
 
     __tablename__ = "attempt"
 
@@ -252,8 +251,23 @@ class Attempt(SQLModel, table=True):
     outcome: str = Field(max_length=24)
     code: str | None = Field(default=None, max_length=32)
     message: str | None = Field(default=None, max_length=2000)
-    request_excerpt: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
-    reply_excerpt: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    # No foreign key: the nightly prune deletes exchanges past retention and an attempt's id then reads as "no
+    # excerpt", with no index on attempt to keep up on every insert for the key's ON DELETE.
+    excerpt_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
+
+
+class ExchangeExcerpt(SQLModel, table=True):
+    """What was sent to a target and what came back, once per exchange (at most 8 KB each; secrets removed,
+    resident ID numbers masked), for an operator reading a record's timeline. A batch of 500 items is one
+    exchange, stored once (migration 0014). A nightly job deletes them after
+    ``DELIVERY__EXCERPT_RETENTION_DAYS``, found through ``ix_exchange_excerpt_at``."""
+
+    __tablename__ = "exchange_excerpt"
+
+    id: int | None = _id()
+    at: dt.datetime = Field(sa_column=sa.Column(UtcDateTime(), nullable=False, index=True))
+    request: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    reply: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
 
 
 class AuditEvent(SQLModel, table=True):
@@ -503,6 +517,7 @@ record = SQLModel.metadata.tables["record"]
 record_version = SQLModel.metadata.tables["record_version"]
 delivery = SQLModel.metadata.tables["delivery"]
 attempt = SQLModel.metadata.tables["attempt"]
+exchange_excerpt = SQLModel.metadata.tables["exchange_excerpt"]
 audit_event = SQLModel.metadata.tables["audit_event"]
 target_state = SQLModel.metadata.tables["target_state"]
 reconciliation_run = SQLModel.metadata.tables["reconciliation_run"]

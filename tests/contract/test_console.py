@@ -296,9 +296,18 @@ def test_attempts_keep_excerpts_without_secrets_or_clear_ids_until_retention_end
     client.post("/api/v1/penalties", json=penalty(counterpart=subject), headers=bearer(source_key)).raise_for_status()
     for target in ("national", "provincial", "municipal", "portal"):
         worker.drain(target)
-    a = tables.attempt
-    rows = store.db.read(lambda c: c.execute(sa.select(a.c.request_excerpt, a.c.reply_excerpt, a.c.code)).all())
+    a, e = tables.attempt, tables.exchange_excerpt
+    rows = store.db.read(
+        lambda c: c.execute(
+            sa.select(e.c.request.label("request_excerpt"), e.c.reply.label("reply_excerpt"), a.c.code, e.c.id)
+            .select_from(a.outerjoin(e, e.c.id == a.c.excerpt_id))
+            .order_by(a.c.id)
+        ).all()
+    )
     assert rows and all(r.request_excerpt and r.reply_excerpt for r in rows)
+    exchanges = {r.id for r in rows}
+    assert len(exchanges) < len(rows)  # the licence and the penalty went to a batch target in one request: one row
+    assert store.db.read(lambda c: c.execute(sa.select(sa.func.count()).select_from(e)).scalar()) == len(exchanges)
     t = settings.targets
     secrets = [
         t.national.app_secret.get_secret_value(),
@@ -329,9 +338,12 @@ def test_attempts_keep_excerpts_without_secrets_or_clear_ids_until_retention_end
     early = Housekeeping(settings, store, ManualClock(made + dt.timedelta(days=89)), rules, dict)
     assert early.prune_excerpts() == 0
     late = Housekeeping(settings, store, ManualClock(made + dt.timedelta(days=91)), rules, dict)
-    assert late.prune_excerpts() == len(rows)
-    kept = store.db.read(lambda c: c.execute(sa.select(a.c.request_excerpt, a.c.outcome)).all())
-    assert len(kept) == len(rows) and all(r.request_excerpt is None for r in kept)  # the attempts stay
+    assert late.prune_excerpts() == len(exchanges)
+    kept = store.db.read(
+        lambda c: c.execute(sa.select(e.c.id, a.c.outcome).select_from(a.outerjoin(e, e.c.id == a.c.excerpt_id))).all()
+    )
+    assert len(kept) == len(rows) and all(r.id is None for r in kept)  # the attempts stay, their excerpts gone
+    assert "请求与应答摘录" not in viewer.get(f"/console/records/{stored['id']}").text
 
 
 def test_the_articles_page_lists_cases_and_news_with_their_titles(

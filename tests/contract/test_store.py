@@ -86,6 +86,50 @@ def test_migration_downgrade_and_upgrade_round_trip(db_url: str) -> None:
     db.dispose()
 
 
+def test_migration_0014_moves_attempt_excerpts_to_their_own_table_and_back(db_url: str) -> None:
+    from alembic import command
+
+    db = Database(db_url)
+    config = migrate._config()
+
+    def to(revision: str, step: Any = command.downgrade) -> None:
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            step(config, revision)
+
+    post(Store(db, {Kind.LICENCE: ("national",)}), licence())
+    to("0013")
+    with db.engine.begin() as conn:
+        did = conn.execute(sa.text("SELECT id FROM delivery")).scalar_one()
+        for request in ("POST /a", None, "POST /c"):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO attempt (delivery_id, at, duration_ms, outcome, request_excerpt, reply_excerpt) "
+                    "VALUES (:d, CURRENT_TIMESTAMP, 1, 'accepted', :q, :a)"
+                ),
+                {"d": did, "q": request, "a": request and f"200 for {request}"},
+            )
+    to("head", command.upgrade)
+    read = "SELECT a.excerpt_id, e.request, e.reply FROM attempt a LEFT JOIN exchange_excerpt e ON e.id = a.excerpt_id"
+    with db.engine.begin() as conn:
+        moved = conn.execute(sa.text(read + " ORDER BY a.id")).all()
+        made = conn.execute(
+            sa.insert(tables.exchange_excerpt).values(at=NOW, request="new").returning(tables.exchange_excerpt.c.id)
+        ).scalar_one()
+    assert [(r.request, r.reply) for r in moved] == [
+        ("POST /a", "200 for POST /a"),
+        (None, None),
+        ("POST /c", "200 for POST /c"),
+    ]
+    assert made > max(r.excerpt_id for r in moved if r.excerpt_id is not None)  # the sequence moved past them
+    to("0013")
+    with db.engine.begin() as conn:
+        back = conn.execute(sa.text("SELECT request_excerpt, reply_excerpt FROM attempt ORDER BY id")).all()
+    assert [tuple(r) for r in back] == [("POST /a", "200 for POST /a"), (None, None), ("POST /c", "200 for POST /c")]
+    to("head", command.upgrade)
+    db.dispose()
+
+
 def test_first_post_creates_record_version_and_one_delivery_per_target(store: Store) -> None:
     [stored] = post(store, licence())
     assert (stored.status, stored.version) == ("created", 1)
