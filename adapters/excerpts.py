@@ -9,12 +9,13 @@ ID numbers (18 characters with a valid GB 11643 check character) are masked as t
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 from stdnum.cn import ric
 
 from adapters.base import Reply, Request
@@ -35,6 +36,7 @@ class Excerpt:
     reply: str
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys in every body: 35 searches per notice otherwise
 def secret(name: str) -> bool:
     return bool(_SECRET.search(name))
 
@@ -85,9 +87,9 @@ def _body(body: bytes, content_type: str) -> str:
     kind = content_type.lower()
     stripped = text.lstrip()
     if "json" in kind or stripped[:1] in ("{", "["):
-        try:
-            return json.dumps(_json(json.loads(text)), ensure_ascii=False, indent=1)
-        except ValueError:
+        try:  # orjson: the standard library's encoder drops to pure Python once asked to indent (90 µs a notice)
+            return orjson.dumps(_json(orjson.loads(text)), option=orjson.OPT_INDENT_2).decode()
+        except (orjson.JSONDecodeError, TypeError):
             pass
     if "x-www-form-urlencoded" in kind:
         return urlencode([(k, HIDDEN if secret(k) else v) for k, v in parse_qsl(text, keep_blank_values=True)])

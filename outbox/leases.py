@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -237,8 +238,7 @@ def settle(
             {
                 "at": now,
                 "duration_ms": duration_ms,
-                "requests": [q for q, _ in exchanges],
-                "replies": [a for _, a in exchanges],
+                "exchanges": orjson.dumps(exchanges).decode(),
                 "ids": [r[0] for r in results],
                 "outcomes": [r[1] for r in results],
                 "codes": [r[2] for r in results],
@@ -298,11 +298,14 @@ RETURNING delivery.id
 """).bindparams(sa.bindparam("now", type_=delivery.c.updated_at.type))
 
 # One round trip: the exchanges get their ids from the sequence (the CTE is evaluated once, it is volatile), and
-# each attempt finds its exchange by position (``refs``, 1-based; NULL for an attempt without an excerpt).
+# each attempt finds its exchange by position (``refs``, 1-based; NULL for an attempt without an excerpt). The
+# excerpts travel as one JSON text: psycopg quotes every element of a text[] with a regular expression in Python,
+# 180 µs per portal notice, where orjson writes the lot in C.
 _ATTEMPTS_POSTGRES = sa.text("""
 WITH e AS (
-    SELECT nextval(pg_get_serial_sequence('exchange_excerpt', 'id')) AS id, x.request, x.reply, x.n
-    FROM unnest(CAST(:requests AS text[]), CAST(:replies AS text[])) WITH ORDINALITY AS x(request, reply, n)
+    SELECT nextval(pg_get_serial_sequence('exchange_excerpt', 'id')) AS id, x.pair ->> 0 AS request,
+           x.pair ->> 1 AS reply, x.n
+    FROM json_array_elements(CAST(:exchanges AS json)) WITH ORDINALITY AS x(pair, n)
 ), stored AS (
     INSERT INTO exchange_excerpt (id, at, request, reply) SELECT e.id, :at, e.request, e.reply FROM e
 )
