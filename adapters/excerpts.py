@@ -28,6 +28,9 @@ _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I)
 _RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])([0-9]{17}[0-9Xx])(?![0-9A-Za-z])")
 _XML_ELEMENT = re.compile(r"<((?:[\w.-]+:)?[\w.-]+)(\s[^>]*)?>([^<]*)</\1>")
 _XML_ATTRIBUTE = re.compile(r"([\w.:-]+)=(\"[^\"]*\"|'[^']*')")
+# Characters a token (an ID number, a Bearer value) is made of: the work is bounded by cutting between tokens
+_TOKEN_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz._~+/=-")
+_MARGIN = 64  # characters read past the limit, so that the kept part never depends on where the reading stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +76,11 @@ def _xml(text: str) -> str:
     return _XML_ATTRIBUTE.sub(attribute, _XML_ELEMENT.sub(element, text))
 
 
-def _body(body: bytes, content_type: str) -> str:
+def _body(body: bytes, content_type: str, limit: int) -> tuple[str, bool]:
+    """The body as an operator may read it, and whether it was read whole. JSON and forms are read whole (they
+    must parse); XML only as far as the excerpt can show, so a batch of 500 items costs what its first 8 KB cost."""
     if not body:
-        return ""
+        return "", True
     for encoding in ("utf-8", "gb18030"):
         try:
             text = body.decode(encoding)
@@ -83,19 +88,33 @@ def _body(body: bytes, content_type: str) -> str:
         except UnicodeDecodeError:
             continue
     else:
-        return f"(binary, {len(body)} bytes)"
+        return f"(binary, {len(body)} bytes)", True
     kind = content_type.lower()
     stripped = text.lstrip()
     if "json" in kind or stripped[:1] in ("{", "["):
         try:  # orjson: the standard library's encoder drops to pure Python once asked to indent (90 µs a notice)
-            return orjson.dumps(_json(orjson.loads(text)), option=orjson.OPT_INDENT_2).decode()
+            return orjson.dumps(_json(orjson.loads(text)), option=orjson.OPT_INDENT_2).decode(), True
         except (orjson.JSONDecodeError, TypeError):
             pass
     if "x-www-form-urlencoded" in kind:
-        return urlencode([(k, HIDDEN if secret(k) else v) for k, v in parse_qsl(text, keep_blank_values=True)])
+        return urlencode([(k, HIDDEN if secret(k) else v) for k, v in parse_qsl(text, keep_blank_values=True)]), True
     if "xml" in kind or "html" in kind or stripped.startswith("<"):
-        return _xml(text)
-    return text
+        read = _before_last_element(text, limit)
+        return _xml(read), read is text
+    return text, True
+
+
+def _before_last_element(text: str, limit: int) -> str:
+    """At most ``limit`` + a margin of ``text``, cut before the last opening tag it reaches: the element a cut would
+    split (a secret's name kept, its value half there) is left out whole. A leaf element cannot hold an opening
+    tag, so every leaf that opened before the cut also closed before it."""
+    if len(text) <= limit + _MARGIN:
+        return text
+    head = text[: limit + _MARGIN]
+    at = head.rfind("<")
+    while at > 0 and text[at + 1 : at + 2] == "/":  # text, not head: a "<" may be head's last character
+        at = head.rfind("<", 0, at)
+    return head[:at] if at > 0 else ""
 
 
 def _headers(headers: Any) -> str:
@@ -110,13 +129,24 @@ def _path(path: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
-def _cut(text: str, limit: int) -> str:
-    """Secrets out and IDs masked first, then at most ``limit`` bytes of UTF-8 (a cut says so)."""
-    clean = mask_ids(_BEARER.sub(lambda m: f"{m.group(1)} {HIDDEN}", text))
+def _cut(text: str, limit: int, size: int | None = None) -> str:
+    """Secrets out and IDs masked first, then at most ``limit`` bytes of UTF-8 (a cut says so, with ``size``, the
+    length of what was cut, when the body was already read only in part).
+
+    The token patterns run over the first ``limit`` characters and a margin only, cut between two tokens: every
+    character after that lies past ``limit`` bytes, and no ID number or Bearer value is split by it."""
+    read = text
+    if len(text) > limit + _MARGIN:
+        end = limit + _MARGIN
+        while end > limit and text[end - 1] in _TOKEN_CHARS:
+            end -= 1
+        read = text[:end]
+    clean = mask_ids(_BEARER.sub(lambda m: f"{m.group(1)} {HIDDEN}", read))
     data = clean.encode()
-    if len(data) <= limit:
+    if len(data) <= limit and read is text and size is None:
         return clean
-    note = f"\n…（已截断，原长 {len(data)} 字节）"
+    total = size if size is not None else len(text.encode())
+    note = f"\n…（已截断，原长 {total} 字节）"
     room = limit - len(note.encode())
     return data[:room].decode("utf-8", errors="ignore") + note
 
@@ -124,13 +154,15 @@ def _cut(text: str, limit: int) -> str:
 def request_excerpt(request: Request, limit: int = LIMIT) -> str:
     content_type = next((v for k, v in request.headers.items() if k.lower() == "content-type"), "")
     head = f"{request.method} {_path(request.path)}\n{_headers(request.headers)}"
-    return _cut(f"{head}\n\n{_body(request.body, content_type)}".rstrip(), limit)
+    body, whole = _body(request.body, content_type, limit)
+    return _cut(f"{head}\n\n{body}".rstrip(), limit, None if whole else len(head.encode()) + 2 + len(request.body))
 
 
 def reply_excerpt(reply: Reply, limit: int = LIMIT) -> str:
     content_type = next((v for k, v in reply.headers.items() if k.lower() == "content-type"), "")
     head = f"HTTP {reply.status}\n{_headers(reply.headers)}"
-    return _cut(f"{head}\n\n{_body(reply.body, content_type)}".rstrip(), limit)
+    body, whole = _body(reply.body, content_type, limit)
+    return _cut(f"{head}\n\n{body}".rstrip(), limit, None if whole else len(head.encode()) + 2 + len(reply.body))
 
 
 def failed(code: str, message: str) -> str:

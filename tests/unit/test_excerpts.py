@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from adapters.base import Reply, Request
 from adapters.excerpts import LIMIT, failed, reply_excerpt, request_excerpt
@@ -58,3 +59,30 @@ def test_only_valid_resident_ids_are_masked_and_long_text_is_cut_within_the_limi
     binary = reply_excerpt(Reply(200, {}, bytes(range(256)) * 4))
     assert "binary, 1024 bytes" in binary
     assert failed("timeout", "no answer within 30 s") == "（无应答）timeout: no answer within 30 s"
+
+
+def test_a_large_xml_batch_is_read_only_as_far_as_the_excerpt_shows_and_nothing_leaks_at_the_cut() -> None:
+    """A 500-item batch is cut near 8 KB before it is cleaned; wherever the cut falls (the padding moves it through
+    every position of an item), no secret value and no part of an ID number shows, although the cleaning shortens
+    what comes before the cut (ASCII: a character is a byte, so the cut lies close to the limit)."""
+    for pad in range(0, 130, 3):
+        items = "".join(
+            f"<Item><Sm3Mac>m-{'S' * 40}</Sm3Mac><ZJHM>{ID}</ZJHM><Reason>name differs</Reason></Item>"
+            for _ in range(500)
+        )
+        body = f'<Exchange sender="hh"><Pad>{"x" * pad}</Pad>{items}</Exchange>'.encode()
+        text = reply_excerpt(Reply(200, {"Content-Type": "application/xml"}, body))
+        found = re.search(r"原长 (\d+) 字节", text)
+        assert len(text.encode()) <= LIMIT and found and len(body) < int(found[1]) < len(body) + 100
+        assert "m-S" not in text and ID[:6] not in text and ID[-6:] not in text
+        assert text.count("<Sm3Mac>***</Sm3Mac>") > 40  # the kept part is cleaned, not dropped
+
+
+def test_a_cut_through_plain_text_never_shows_part_of_an_id_number_or_a_bearer_value() -> None:
+    """Thirty Bearer values shrink to ``***`` before the cut, pulling what stands at the cut well inside the limit."""
+    before = ("Bearer " + "t" * 200 + " ") * 30
+    for shift in range(-60, 30, 2):  # the reply head (status, headers) stands before the body: about 36 characters
+        body = (before + " " * (LIMIT + 64 - 9 - len(before) + shift) + ID + " Bearer tok-x " + "z " * 3000).encode()
+        text = reply_excerpt(Reply(200, {"Content-Type": "text/plain"}, body))
+        assert len(text.encode()) <= LIMIT and "已截断" in text
+        assert ID[:6] not in text and ID[-6:] not in text and "tttt" not in text and "tok-" not in text
