@@ -13,9 +13,10 @@ are recognised and left out; an unknown column is reported, not guessed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -140,7 +141,6 @@ COLUMNS: dict[Kind, dict[str, str]] = {
     },
 }
 
-_MONEY_FIELDS = {"fine_amount", "confiscated_amount"}
 _ID_TYPES = {"counterpart.id_type": "counterpart.id_type_other"}
 _ID_TYPES["counterpart.legal_representative_id_type"] = "counterpart.legal_representative_id_type_other"
 _CODE_FIELDS = ("counterpart.uscc", "counterpart.id_number")  # where 承诺人代码 goes
@@ -218,6 +218,8 @@ def layout(kind: Kind, headers: Sequence[Any]) -> Layout:
 
 
 def _text(value: Any) -> str:
+    if value.__class__ is str:
+        return value.strip()  # nearly every cell: a CSV's are all text
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # a number typed into a text column (许可编号 4312002026)
     if isinstance(value, float):
@@ -239,6 +241,16 @@ def _date(value: Any) -> Any:
     return text  # the API's validation names what is wrong with it
 
 
+def _categories(value: Any) -> list[str]:
+    parts = [p.strip() for p in _SPLIT.split(_text(value)) if p.strip()]
+    return ["其他" if p.startswith("其他-") else p for p in parts]
+
+
+def _status(value: Any) -> str:
+    text = _text(value)
+    return _STATUS_CODES.get(text, text)
+
+
 def _put(data: dict[str, Any], path: str, value: Any) -> None:
     if "." in path:
         head, tail = path.split(".", 1)
@@ -247,31 +259,62 @@ def _put(data: dict[str, Any], path: str, value: Any) -> None:
         data[path] = value
 
 
-def to_record(kind: Kind, row_layout: Layout, values: Sequence[Any]) -> dict[str, Any]:
-    """One row as the JSON values the API would receive; empty cells are absent fields."""
-    data: dict[str, Any] = {}
-    for field, value in zip(row_layout.fields, values, strict=False):
-        if field is None or value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        if field in DATE_FIELDS:
-            _put(data, field, _date(value))
-        elif field in _MONEY_FIELDS:
-            _put(data, field, _text(value))
-        elif field == "penalty_categories":
-            parts = [p.strip() for p in _SPLIT.split(_text(value)) if p.strip()]
-            _put(data, field, ["其他" if p.startswith("其他-") else p for p in parts])
-        elif field in _ID_TYPES:
+Writer = Callable[[dict[str, Any], Any], None]
+
+
+def _writer(field: str) -> Writer:
+    """How one column's non-empty cell goes into the record: converted, and put at the field's path."""
+    if field in _ID_TYPES:
+        other = _ID_TYPES[field]
+
+        def id_type(data: dict[str, Any], value: Any) -> None:
             text = _text(value)
             if text.startswith("其他-") and len(text) > 3:
                 _put(data, field, "other")
-                _put(data, _ID_TYPES[field], text[3:])
+                _put(data, other, text[3:])
             else:
                 _put(data, field, text)
-        elif field == "status":
-            text = _text(value)
-            _put(data, field, _STATUS_CODES.get(text, text))
-        else:
-            _put(data, field, _text(value))
+
+        return id_type
+    if field in DATE_FIELDS:
+        convert: Callable[[Any], Any] = _date
+    elif field == "penalty_categories":
+        convert = _categories
+    elif field == "status":
+        convert = _status
+    else:
+        convert = _text  # money too: the API reads amounts from text, as written
+    head, _, tail = field.partition(".")
+    if tail:
+
+        def nested(data: dict[str, Any], value: Any) -> None:
+            data.setdefault(head, {})[tail] = convert(value)
+
+        return nested
+
+    def top(data: dict[str, Any], value: Any) -> None:
+        data[head] = convert(value)
+
+    return top
+
+
+@functools.cache
+def _plan(fields: tuple[str | None, ...]) -> tuple[tuple[int, Writer], ...]:
+    """Each used column's position and writer, worked out once per layout rather than once per cell."""
+    return tuple((index, _writer(field)) for index, field in enumerate(fields) if field is not None)
+
+
+def to_record(kind: Kind, row_layout: Layout, values: Sequence[Any]) -> dict[str, Any]:
+    """One row as the JSON values the API would receive; empty cells are absent fields."""
+    data: dict[str, Any] = {}
+    width = len(values)
+    for index, write in _plan(row_layout.fields):
+        if index >= width:
+            break
+        value = values[index]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        write(data, value)
     counterpart = data.get("counterpart")
     if isinstance(counterpart, dict) and "code" in counterpart:  # 承诺人代码: by the committer's category
         code = counterpart.pop("code")

@@ -133,18 +133,29 @@ def _stream_xlsx(path: Path) -> Sheet:
 
 def _open_csv(path: Path, count: bool) -> Sheet:
     encoding = detect_encoding(path)
-    total = _count_records(path, encoding) if count else None
+    undecodable = f"{path.name}: bytes that are neither UTF-8 nor GB18030; save it again as CSV"
+    try:
+        total = _count_records(path, encoding) if count else None
+    except UnicodeDecodeError:
+        raise FileError(undecodable) from None
     handle: IO[str] = path.open(encoding=encoding, newline="")
     reader = csv.reader(handle)
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except UnicodeDecodeError:
+        handle.close()
+        raise FileError(undecodable) from None
     if header is None:
         handle.close()
         raise FileError(f"{path.name}: the file is empty; expected a header row")
 
     def data() -> Iterator[tuple[int, list[Any]]]:
-        for values in reader:
-            if any(v.strip() for v in values):
-                yield reader.line_num, list(values)
+        try:
+            for values in reader:
+                if any(v.strip() for v in values):
+                    yield reader.line_num, list(values)
+        except UnicodeDecodeError:  # only without ``count``, whose pass over the file finds them first
+            raise FileError(f"{undecodable} (after line {reader.line_num})") from None
 
     return Sheet("csv", encoding, header, None if total is None else max(total - 1, 0), data(), handle.close)
 

@@ -7,6 +7,7 @@ time reasonable on a shared machine: the code path is the same, only the count d
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,58 @@ def test_a_gb18030_csv_of_the_same_rows_gives_the_same_result(
     assert (second.imported, second.unchanged, second.rejected) == (0, n - bad, bad)
     # The dry run now knows everything is there.
     assert run(store, gb_csv, "archive-csv", dry_run=True, errors_out=errors_out).unchanged == n - bad
+
+
+class Refused(Exception):
+    """What the stand-in for a failing database raises."""
+
+
+@pytest.mark.parametrize("stop", ["store", "operator"])
+def test_an_import_stopped_half_way_keeps_its_finished_batches(
+    store: Store, files: dict[int, tuple[Path, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str
+) -> None:
+    """The database failing on the second batch, or Ctrl-C in the progress callback once the first is stored: the
+    error reaches the caller and the first batch stays stored (README: an interrupted import kept its finished
+    batches)."""
+    _, gb_csv = files[2_000]
+    calls: list[int] = []
+    ingest = store.ingest
+
+    def failing_second(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["items"]))
+        if len(calls) == 2:
+            raise Refused("the database went away")
+        return ingest(**kwargs)
+
+    def interrupt(rows: int) -> None:
+        calls.append(rows)
+        if len(calls) == 2:  # the first batch of 500 was filled (one row of the first 500 is bad) and stored
+            raise KeyboardInterrupt
+
+    importer = Importer(store, ManualClock(NOW), batch_size=500)
+    if stop == "store":
+        monkeypatch.setattr(store, "ingest", failing_second)
+        with pytest.raises(Refused):
+            importer.run(gb_csv, kind=Kind.LICENCE, source_system="half", errors_out=tmp_path / "e.csv")
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            importer.run(
+                gb_csv, kind=Kind.LICENCE, source_system="half", errors_out=tmp_path / "e.csv", progress=interrupt
+            )
+    stored = store.db.read(lambda c: c.execute(sa.select(sa.func.count()).select_from(tables.record)).scalar_one())
+    assert stored == 500
+    assert gc.get_freeze_count() == 0  # the collector's objects thawed, however the import ended
+
+
+def test_the_objects_from_before_the_import_are_frozen_while_it_runs_and_thawed_after(
+    store: Store, files: dict[int, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    _, gb_csv = files[2_000]
+    frozen: list[int] = []
+    assert gc.get_freeze_count() == 0
+    outcome = run(
+        store, gb_csv, "frozen", errors_out=tmp_path / "e.csv", progress=lambda _: frozen.append(gc.get_freeze_count())
+    )
+    assert outcome.imported == 2_000 - len(archive.bad_rows(2_000))
+    assert len(frozen) == 4 and min(frozen) > 10_000  # the modules, the store's engine...
+    assert gc.get_freeze_count() == 0

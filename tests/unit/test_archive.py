@@ -175,3 +175,17 @@ def test_a_file_that_is_not_a_spreadsheet_is_a_clear_error(tmp_path: Path) -> No
         files.open_sheet(fake, in_memory_xlsx_bytes=0)
     with pytest.raises(files.FileError, match=r"expected an \.xlsx or \.csv"):
         files.open_sheet(tmp_path / "a.pdf")
+
+
+def test_a_csv_whose_bytes_go_bad_half_way_is_a_clear_error(tmp_path: Path) -> None:
+    path = archive.write_csv(tmp_path / "a.csv", 300)  # GB18030, more than the 8 KB decoded at a time
+    path.write_bytes(path.read_bytes() + b"XK-BAD,\xff\xff\r\n")  # 0xFF starts no GB18030 character
+    undecodable = r"^a\.csv: bytes that are neither UTF-8 nor GB18030; save it again as CSV"
+    with pytest.raises(files.FileError, match=undecodable + "$"):
+        files.open_sheet(path)  # counting the rows for the progress bar finds them, before any row is read
+    sheet = files.open_sheet(path, count=False)
+    try:
+        with pytest.raises(files.FileError, match=undecodable + r" \(after line \d+\)$"):
+            list(sheet.rows)
+    finally:
+        sheet.close()
