@@ -26,13 +26,15 @@ from outbox.lifecycle import AttemptResult, Settlement
 from outbox.states import DUE, DeliveryState, Operation
 from outbox.tables import attempt, delivery, exchange_excerpt, record, record_version
 
-# Why the due rows are picked with nested loops switched off (PostgreSQL): the "no earlier unresolved delivery"
-# test is an anti-join of the target's due rows with its open rows. When the statistics are stale, as after a
-# large ingest into a fresh table, or into a big table whose statistics say nothing is open, the planner
-# estimates one row on each side and picks a nested loop over ``ix_delivery_open``, which rescans every open row
-# of the target for every due row: 10,000 records took 30 s per lease. A hash anti-join reads each side once,
-# whatever the estimates say; the lease itself is then an update by primary key.
 UNRESOLVED = (DeliveryState.PENDING, DeliveryState.RETRY_WAIT, DeliveryState.IN_FLIGHT, DeliveryState.AWAITING_RESULT)
+# The "no earlier unresolved delivery" test names the states it is not in. Written as ``state IN (unresolved)``
+# it matched the predicate of the partial index ``ix_delivery_open`` (target, created_at), and with stale
+# statistics (a fresh table after a big ingest, or a big one whose statistics say nothing is open) the planner
+# took that index for the inner side: every open row of the target rescanned for every due row, 30 s per lease
+# at 10,000 records. Written this way only ``ix_delivery_record`` (record_id, target) serves it, and the due rows
+# are read in the order of ``ix_delivery_due`` (target, next_attempt_at, id), so a lease stops at its limit:
+# 0.5 ms for 200 of 20,000 due rows, whatever the statistics say (EXPLAIN ANALYZE, migration 0014).
+RESOLVED = tuple(s.value for s in DeliveryState if s not in UNRESOLVED)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def _blocked_by_earlier() -> Any:
         earlier.c.record_id == delivery.c.record_id,
         earlier.c.target == delivery.c.target,
         earlier.c.id < delivery.c.id,
-        earlier.c.state.in_([s.value for s in UNRESOLVED]),
+        earlier.c.state.not_in(RESOLVED),
     )
 
 
@@ -92,9 +94,6 @@ def lease_due(
         )
         return query.with_for_update(skip_locked=True, of=delivery) if conn.dialect.name == "postgresql" else query
 
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:  # see the note above UNRESOLVED
-        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
     ids: list[int] = []
     if urgent_by is not None:
         urgent = candidates(
@@ -106,8 +105,6 @@ def lease_due(
         rest = candidates(delivery.c.id.not_in(ids)) if ids else candidates()
         rest = rest.order_by(delivery.c.next_attempt_at, delivery.c.id).limit(limit - len(ids))
         ids += conn.execute(rest).scalars()
-    if postgres:
-        conn.exec_driver_sql("SET LOCAL enable_nestloop = DEFAULT")
     if not ids:
         return []
     taken = (

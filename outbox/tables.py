@@ -155,6 +155,7 @@ class Delivery(SQLModel, table=True):
             "ix_delivery_due",
             "target",
             "next_attempt_at",
+            "id",  # the lease's order: it reads the index in order and stops at its limit (outbox.leases)
             postgresql_where=sa.text("state IN ('pending', 'retry_wait')"),
             sqlite_where=sa.text("state IN ('pending', 'retry_wait')"),
         ),

@@ -1,8 +1,12 @@
-"""Exchange excerpts stored once per exchange (``exchange_excerpt``), referenced by each attempt (``excerpt_id``).
+"""Exchange excerpts stored once per exchange (``exchange_excerpt``), referenced by each attempt (``excerpt_id``);
+the due index in the lease's order.
 
 0010 kept the excerpts on ``attempt``, so a batch of 500 items sent in one request wrote the same 16 KB 500
 times: 8 MB per batch, and a drain of 10,000 records spent most of its database time writing them. Existing
 excerpts move to the new table under their attempt's id (so no row needs a lookup to be re-pointed).
+
+``ix_delivery_due`` gains ``id``, the lease's tie-break: a lease reads it in order and stops at its limit instead
+of sorting every due row of the target (``outbox.leases``).
 
 Revision ID: 0014
 Revises: 0013
@@ -21,6 +25,14 @@ branch_labels = None
 depends_on = None
 
 _HAS_EXCERPT = "request_excerpt IS NOT NULL OR reply_excerpt IS NOT NULL"
+_DUE = "state IN ('pending', 'retry_wait')"
+
+
+def _due_index(*columns: str) -> None:
+    op.drop_index("ix_delivery_due", table_name="delivery")
+    op.create_index(
+        "ix_delivery_due", "delivery", list(columns), postgresql_where=sa.text(_DUE), sqlite_where=sa.text(_DUE)
+    )
 
 
 def upgrade() -> None:
@@ -46,9 +58,11 @@ def upgrade() -> None:
     with op.batch_alter_table("attempt") as batch:
         batch.drop_column("reply_excerpt")
         batch.drop_column("request_excerpt")
+    _due_index("target", "next_attempt_at", "id")
 
 
 def downgrade() -> None:
+    _due_index("target", "next_attempt_at")
     op.add_column("attempt", sa.Column("request_excerpt", sa.Text(), nullable=True))
     op.add_column("attempt", sa.Column("reply_excerpt", sa.Text(), nullable=True))
     op.execute(
