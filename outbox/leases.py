@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from outbox import health, notify
@@ -35,6 +36,14 @@ UNRESOLVED = (DeliveryState.PENDING, DeliveryState.RETRY_WAIT, DeliveryState.IN_
 # are read in the order of ``ix_delivery_due`` (target, next_attempt_at, id), so a lease stops at its limit:
 # 0.5 ms for 200 of 20,000 due rows, whatever the statistics say (EXPLAIN ANALYZE, migration 0014).
 RESOLVED = tuple(s.value for s in DeliveryState if s not in UNRESOLVED)
+
+
+def _one_of(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
+    """``column IN ids``; on PostgreSQL as ``= ANY(one array)``: SQLAlchemy expands ``IN`` into a parameter per
+    id, 5% of a portal lane's interpreter time for leases of 200 (py-spy), and a new statement for every count."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(ids), type_=postgresql.ARRAY(sa.BigInteger())))
+    return column.in_(ids)
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,7 @@ def lease_due(
     taken = (
         conn.execute(
             sa.update(delivery)
-            .where(delivery.c.id.in_(ids), delivery.c.state.in_([s.value for s in DUE]))
+            .where(_one_of(conn, delivery.c.id, ids), delivery.c.state.in_([s.value for s in DUE]))
             .values(
                 state=DeliveryState.IN_FLIGHT.value,
                 lease_owner=owner,
@@ -148,7 +157,7 @@ def lease_awaiting(
         return []
     conn.execute(
         sa.update(delivery)
-        .where(delivery.c.id.in_(ids))
+        .where(_one_of(conn, delivery.c.id, ids))
         .values(lease_owner=owner, lease_expires_at=now + lease_for, updated_at=now)
     )
     return _load(conn, ids)
@@ -176,7 +185,7 @@ def _load(conn: Connection, ids: list[int]) -> list[Leased]:
             record_version,
             sa.and_(record_version.c.record_id == delivery.c.record_id, record_version.c.version == delivery.c.version),
         )
-        .where(delivery.c.id.in_(ids))
+        .where(_one_of(conn, delivery.c.id, ids))
         .order_by(delivery.c.id)
     )
     return [
@@ -372,7 +381,7 @@ def still_processing(
     if ids:
         conn.execute(
             sa.update(delivery)
-            .where(delivery.c.id.in_(list(ids)), delivery.c.lease_owner == owner)
+            .where(_one_of(conn, delivery.c.id, ids), delivery.c.lease_owner == owner)
             .values(next_attempt_at=next_at, lease_owner=None, lease_expires_at=None, updated_at=now)
         )
 
@@ -385,7 +394,7 @@ def extend(conn: Connection, *, owner: str, ids: Sequence[int], until: dt.dateti
         conn.execute(
             sa.update(delivery)
             .where(
-                delivery.c.id.in_(list(ids)),
+                _one_of(conn, delivery.c.id, ids),
                 delivery.c.lease_owner == owner,
                 delivery.c.state.in_([DeliveryState.IN_FLIGHT.value, DeliveryState.AWAITING_RESULT.value]),
             )
