@@ -532,12 +532,14 @@ def report(
     formats = [f.strip() for f in (format or ("" if email else "xlsx")).split(",") if f.strip()]
     for fmt in formats:
         if fmt not in FORMATS:
-            raise _fail(ValueError(f"--format must be one or more of {', '.join(FORMATS)}, got {fmt!r}"))
+            raise typer.BadParameter(
+                f"must be one or more of {', '.join(FORMATS)}, got {fmt!r}", param_hint="'--format'"
+            )
     recipients = _addresses(email)
     try:
         chosen = parse_period(period)
-    except PeriodError as exc:
-        raise _fail(exc) from None
+    except PeriodError as exc:  # a bad option value: a usage error, as a bad day is
+        raise typer.BadParameter(str(exc), param_hint="'--period'") from None
     day = _day("--as-of", as_of)
     settings = _settings()
     if recipients and not store_it:
@@ -825,8 +827,8 @@ def checks_list(
 
     try:
         chosen = parse_period(period)
-    except PeriodError as exc:
-        raise _fail(exc) from None
+    except PeriodError as exc:  # a bad option value: a usage error, as a bad day is
+        raise typer.BadParameter(str(exc), param_hint="'--period'") from None
     with _checks(_settings()) as service:
         items = service.listing(start=chosen.start, end=chosen.end, department=department, advice=advice, limit=limit)
     table = Table("id", "checked at", "department", "subject", "matter", "advice", "sources", "measure")
@@ -957,8 +959,8 @@ def rates(
 
     try:
         chosen = parse_period(period)
-    except PeriodError as exc:
-        raise _fail(exc) from None
+    except PeriodError as exc:  # a bad option value: a usage error, as a bad day is
+        raise typer.BadParameter(str(exc), param_hint="'--period'") from None
     day = _day("--as-of", as_of)
     services = _services()
     with _store_errors():

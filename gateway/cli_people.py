@@ -192,7 +192,7 @@ def audit_list(
     for column in table.columns:
         column.overflow = "fold"
     for e in found:
-        subject = f"{e['kind']} {e['source_id']}" if e["kind"] else ""
+        subject = " ".join(str(part) for part in (e["kind"], e["source_id"]) if part)  # an import names a kind only
         table.add_row(
             str(e["seq"] if e["seq"] is not None else "—"),
             e["at"].astimezone(ZONE).isoformat(timespec="seconds"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -33,7 +35,14 @@ def upgrade(db: Database) -> str:
 
 def current(db: Database) -> str | None:
     def read(conn: object) -> str | None:
-        return MigrationContext.configure(conn).get_current_revision()  # type: ignore[arg-type]
+        # Reading the revision says "Context impl SQLiteImpl." at INFO: noise on a command's stderr (import)
+        chatty = logging.getLogger("alembic.runtime.migration")
+        level = chatty.level
+        chatty.setLevel(logging.WARNING)
+        try:
+            return MigrationContext.configure(conn).get_current_revision()  # type: ignore[arg-type]
+        finally:
+            chatty.setLevel(level)
 
     return db.read(read)
 

@@ -281,9 +281,9 @@ def test_report_expire_and_at_risk_commands(served: tuple[str, dict[str, str]], 
     assert "<svg" in html_out.read_text(encoding="utf-8")
 
     bad = run(["report", "--period", "2026-13", "-f", "xlsx"], env, tmp_path)
-    assert bad.returncode == 1 and "is not a month" in bad.stderr
+    assert bad.returncode == 2 and "is not a month" in bad.stderr  # a bad option value is a usage error
     wrong = run(["report", "--period", "2026-10", "-f", "pdf"], env, tmp_path)
-    assert wrong.returncode == 1 and "--format must be one or more of" in wrong.stderr
+    assert wrong.returncode == 2 and "'--format': must be one or more of" in wrong.stderr
 
     expired = run(["expire"], env, tmp_path)
     assert expired.returncode == 0 and "CLI-P" in expired.stdout and "公示期满 2026-06-30" in expired.stdout
