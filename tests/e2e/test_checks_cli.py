@@ -89,4 +89,4 @@ def test_checks_run_refuses_a_name_only_subject(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "a name alone is refused" in " ".join(refused.stderr.split())
     assert "Traceback" not in refused.stderr
     bad = run(["checks", "list", "--period", "November"], env, tmp_path)
-    assert bad.returncode == 1 and "is not a month" in bad.stderr
+    assert bad.returncode == 2 and "is not a month" in bad.stderr  # a bad option value: a usage error
