@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from gateway.api.auth import CHECKS
 from gateway.console import actions
-from gateway.console.render import page
+from gateway.console.render import back, page
 from gateway.console.session import AdminPageDep, AdminPostDep, SessionDep, context, people
 from gateway.people import PeopleError
 from gateway.services.bundle import Services
@@ -25,10 +24,6 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 def _services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
-
-
-def _back(path: str, notice: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", status_code=303)
 
 
 @router.get("/audit")
@@ -73,13 +68,13 @@ async def keys(request: Request, current: AdminPageDep) -> Response:
 async def create_key(request: Request, posted: AdminPostDep) -> Response:
     name, role = posted.text("name"), posted.text("role")
     if not name or len(name) > 64:
-        return _back("/console/keys", "名称必填，至多 64 个字符")
+        return back("/console/keys", "名称必填，至多 64 个字符")
     if role not in KEY_ROLES:
-        return _back("/console/keys", "角色须为 source 或 operator")
+        return back("/console/keys", "角色须为 source 或 operator")
     chosen = tuple(posted.all("kinds")) or None
     allowed = {*(k.value for k in Kind), CHECKS}
     if chosen and any(k not in allowed for k in chosen):
-        return _back("/console/keys", "未知的记录类别")
+        return back("/console/keys", "未知的记录类别")
     key, info = await actions.create_key(_services(request), posted.session.person.actor, name, role, chosen)
     found = await run_in_threadpool(_services(request).keys.listing)
     return page(
@@ -92,7 +87,7 @@ async def create_key(request: Request, posted: AdminPostDep) -> Response:
 async def revoke_key(request: Request, posted: AdminPostDep) -> Response:
     prefix = posted.text("prefix") or ""
     count = await actions.revoke_key(_services(request), posted.session.person.actor, prefix)
-    return _back("/console/keys", f"已吊销 {count} 个密钥" if count else f"没有前缀为 {prefix} 的有效密钥")
+    return back("/console/keys", f"已吊销 {count} 个密钥" if count else f"没有前缀为 {prefix} 的有效密钥")
 
 
 @router.get("/users")
@@ -113,8 +108,8 @@ async def create_user(request: Request, posted: AdminPostDep) -> Response:
             str(posted.form.get("password") or ""),
         )
     except (PeopleError, errors.StoreError) as exc:
-        return _back("/console/users", f"未创建：{exc}")
-    return _back("/console/users", f"已创建 {made.name}（{made.role.value}）")
+        return back("/console/users", f"未创建：{exc}")
+    return back("/console/users", f"已创建 {made.name}（{made.role.value}）")
 
 
 @router.post("/users/disable")
@@ -123,8 +118,8 @@ async def disable_user(request: Request, posted: AdminPostDep) -> Response:
     try:
         ended = await actions.disable_person(people(request), posted.session.person.actor, name)
     except errors.StoreError as exc:
-        return _back("/console/users", f"未停用：{exc}")
-    return _back("/console/users", f"已停用 {name}，结束会话 {ended} 个")
+        return back("/console/users", f"未停用：{exc}")
+    return back("/console/users", f"已停用 {name}，结束会话 {ended} 个")
 
 
 @router.post("/users/password")
@@ -135,5 +130,5 @@ async def reset_password(request: Request, posted: AdminPostDep) -> Response:
             people(request), posted.session.person.actor, name, str(posted.form.get("password") or "")
         )
     except (PeopleError, errors.StoreError) as exc:
-        return _back("/console/users", f"未重置：{exc}")
-    return _back("/console/users", f"已重置 {name} 的密码，结束会话 {ended} 个")
+        return back("/console/users", f"未重置：{exc}")
+    return back("/console/users", f"已重置 {name} 的密码，结束会话 {ended} 个")

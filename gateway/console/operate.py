@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from gateway.api.docs import MAX_ID
 from gateway.console import actions
-from gateway.console.render import page
+from gateway.console.render import back, page
 from gateway.console.session import ActingDep, Posted, SessionDep, context
 from gateway.people import Session
 from gateway.reports.render import MEDIA_TYPES, render
@@ -35,10 +34,6 @@ def _services(request: Request) -> Services:
 
 def _targets(services: Services) -> list[str]:
     return services.operations.target_names()
-
-
-def _back(path: str, **notice: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode(notice)}" if notice else path, status_code=303)
 
 
 # -- dead letters ---------------------------------------------------------------------------------------------
@@ -91,10 +86,10 @@ async def dead_letters_action(request: Request, posted: ActingDep) -> Response:
         try:
             ids = [int(i) for i in posted.all("ids")]
         except ValueError:
-            return _back("/console/dead-letters", notice="投递编号无效")
+            return back("/console/dead-letters", notice="投递编号无效")
     keep = {k: v for k in FILTERS if (v := posted.text(k))}
     if not ids:
-        return _back("/console/dead-letters", **keep, notice="没有选中任何投递")
+        return back("/console/dead-letters", **keep, notice="没有选中任何投递")
     actor = posted.session.person.actor
     if op == "requeue":
         count = await actions.requeue(services, actor, ids)
@@ -103,8 +98,8 @@ async def dead_letters_action(request: Request, posted: ActingDep) -> Response:
         count = await actions.cancel(services, actor, ids, posted.text("reason"))
         notice = f"已放弃 {count} 条"
     else:
-        return _back("/console/dead-letters", **keep, notice="未知操作")
-    return _back("/console/dead-letters", **keep, notice=notice)
+        return back("/console/dead-letters", **keep, notice="未知操作")
+    return back("/console/dead-letters", **keep, notice=notice)
 
 
 # -- targets --------------------------------------------------------------------------------------------------
@@ -133,55 +128,58 @@ async def _targets_page(request: Request, current: Session, **extra: Any) -> Res
     )
 
 
-def _known(services: Services, target: str) -> bool:
-    return target in _targets(services)
+def _unknown(services: Services, target: str) -> Response | None:
+    """The way back to the targets page with a notice when ``target`` is not one; None when it is."""
+    if target in _targets(services):
+        return None
+    return back("/console/targets", notice=f"没有名为 {target} 的目标平台")
 
 
 @router.post("/targets/{target}/pause")
 async def pause(request: Request, target: str, posted: ActingDep) -> Response:
     services = _services(request)
-    if not _known(services, target):
-        return _back("/console/targets", notice=f"没有名为 {target} 的目标平台")
+    if (refused := _unknown(services, target)) is not None:
+        return refused
     await actions.pause(services, posted.session.person.actor, target, posted.text("reason"))
-    return _back("/console/targets", notice=f"{target} 已暂停")
+    return back("/console/targets", notice=f"{target} 已暂停")
 
 
 @router.post("/targets/{target}/resume")
 async def resume(request: Request, target: str, posted: ActingDep) -> Response:
     services = _services(request)
-    if not _known(services, target):
-        return _back("/console/targets", notice=f"没有名为 {target} 的目标平台")
+    if (refused := _unknown(services, target)) is not None:
+        return refused
     await actions.resume(services, posted.session.person.actor, target)
-    return _back("/console/targets", notice=f"{target} 已恢复推送")
+    return back("/console/targets", notice=f"{target} 已恢复推送")
 
 
 @router.post("/targets/{target}/replay")
 async def replay(request: Request, target: str, posted: ActingDep) -> Response:
     """First a dry run (the list of what would be sent); the list's own button sends it."""
     services = _services(request)
-    if not _known(services, target):
-        return _back("/console/targets", notice=f"没有名为 {target} 的目标平台")
+    if (refused := _unknown(services, target)) is not None:
+        return refused
     try:
         since = dt.date.fromisoformat(posted.text("since") or "")
     except ValueError:
-        return _back("/console/targets", notice="重放起始日期格式应为 YYYY-MM-DD")
+        return back("/console/targets", notice="重放起始日期格式应为 YYYY-MM-DD")
     dry_run = posted.text("confirm") != "yes"
     plan = await actions.replay(services, posted.session.person.actor, target, since, dry_run)
     if not dry_run:
-        return _back("/console/targets", notice=f"已向 {target} 重放 {len(plan)} 条")
+        return back("/console/targets", notice=f"已向 {target} 重放 {len(plan)} 条")
     return await _targets_page(request, posted.session, replay={"target": target, "since": since, "plan": plan})
 
 
 @router.post("/targets/{target}/reconcile")
 async def reconcile(request: Request, target: str, posted: ActingDep) -> Response:
     services = _services(request)
-    if not _known(services, target):
-        return _back("/console/targets", notice=f"没有名为 {target} 的目标平台")
+    if (refused := _unknown(services, target)) is not None:
+        return refused
     try:
         run = await actions.reconcile(services, posted.session.person.actor, target)
     except actions.TargetDisabled:
-        return _back("/console/targets", notice=f"{target} 未启用，无法对账")
-    return _back(f"/console/reconciliations/{run['id']}")
+        return back("/console/targets", notice=f"{target} 未启用，无法对账")
+    return back(f"/console/reconciliations/{run['id']}")
 
 
 @router.get("/reconciliations")
@@ -232,9 +230,9 @@ async def create_report(request: Request, posted: ActingDep) -> Response:
         period = parse_period(text)
         as_of = dt.date.fromisoformat(a) if (a := posted.text("as_of")) else None
     except (PeriodError, ValueError) as exc:
-        return _back("/console/reports", notice=f"统计期间或截止日期有误：{exc}")
+        return back("/console/reports", notice=f"统计期间或截止日期有误：{exc}")
     report_id, _ = await actions.create_report(services, posted.session.person.actor, period, as_of)
-    return _back("/console/reports", notice=f"已生成报告 #{report_id}（{period.label}）")
+    return back("/console/reports", notice=f"已生成报告 #{report_id}（{period.label}）")
 
 
 @router.get("/reports/{report_id}.{fmt}")

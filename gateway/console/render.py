@@ -10,10 +10,11 @@ import json
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 from jinja2.utils import missing
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from gateway.console.reads import BREAKER, age_text, local, rate_text
 from outbox.states import DeliveryState
@@ -111,6 +112,14 @@ def environment() -> Environment:
 
 # What a page may leave out of its context (the rest must be given: the environment is strict).
 OPTIONAL = {"me": None, "csrf": "", "nav": "", "notice": None, "replay": None}
+
+
+def back(path: str, notice: str | None = None, **query: str) -> RedirectResponse:
+    """After a form: the page to go back to (303, so the browser GETs it) with its ``query`` (a list's filters)
+    and a notice to show there."""
+    if notice:
+        query["notice"] = notice
+    return RedirectResponse(f"{path}?{urlencode(query)}" if query else path, status_code=303)
 
 
 def page(name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -172,6 +173,15 @@ def test_a_viewer_reads_every_page_and_every_action_is_refused(
         assert "无权操作" in answer.text
     assert len(audit(store)) == before and not store.paused_targets()
     assert viewer.get("/console/").status_code == 200  # still signed in: nothing was changed
+
+
+def test_an_action_on_a_target_that_is_not_one_goes_back_with_a_notice(store: Store, sign_in: Any) -> None:
+    operator = sign_in("值班员", "operator")
+    token = csrf(operator)
+    for action in ("pause", "resume", "replay", "reconcile"):
+        answer = operator.post(f"/console/targets/county/{action}", data={"csrf": token, "since": "2026-11-01"})
+        assert answer.status_code == 303 and "county" in unquote(answer.headers["location"]), action
+    assert not store.paused_targets() and not [e for e in audit(store) if e.action.startswith("target.")]
 
 
 def test_a_form_without_its_csrf_token_is_refused(store: Store, sign_in: Any) -> None:

@@ -15,17 +15,17 @@ from adapters.wire import WireTransport
 Script = Callable[[socket.socket, bytes], bool]  # answers one request; False: close the connection
 
 
-def _request(rfile: socketserver.StreamRequestHandler) -> bytes | None:
+def _request(handler: socketserver.StreamRequestHandler) -> bytes | None:
     head = b""
     while not head.endswith(b"\r\n\r\n"):
-        byte = rfile.rfile.read(1)
+        byte = handler.rfile.read(1)
         if not byte:
             return None
         head += byte
     length = next(
         (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
     )
-    return head + rfile.rfile.read(length)
+    return head + handler.rfile.read(length)
 
 
 class Server:
