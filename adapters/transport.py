@@ -24,7 +24,7 @@ import httpx
 
 from adapters.base import Reply, Request
 from adapters.replies import MAX_REPLY_BYTES
-from adapters.wire import Deadlines, WireTransport
+from adapters.wire import Deadlines, TooLarge, WireTransport
 
 DEADLINE_FACTOR = 3  # without a configured deadline: three times the per-operation timeout
 
@@ -78,6 +78,9 @@ class Transport:
         self.deadline_seconds = deadline_seconds or DEADLINE_FACTOR * (read if read is not None else 10.0)
         self.wire = _WIRES.get(client)  # None for a client made elsewhere (a test's mock transport)
         self.deadlines = self.wire.deadlines if self.wire is not None else Deadlines()
+        if self.wire is not None:  # worked out once: the wire bounds each of them by the deadline itself
+            self._origin, self._prefix = self.wire.origin(self.base_url)
+            self._wire_timeouts = client.timeout.as_dict()
 
     def exchange(self) -> contextlib.AbstractContextManager[None]:
         """One deadline over everything sent inside (a token fetch, the request, its retry on 401)."""
@@ -102,6 +105,8 @@ class Transport:
                 raise self._failure("connection", f"{type(exc).__name__}: {exc}") from None
 
     def _send(self, request: Request) -> Reply:
+        if self.wire is not None:
+            return self._send_on_wire(self.wire, request)
         with self.client.stream(
             request.method,
             self.base_url + request.path,
@@ -119,6 +124,24 @@ class Transport:
                 if self.deadlines.passed():  # only bites without our wire: with it, the read itself fails
                     raise httpx.ReadTimeout("the exchange deadline has passed")
             return Reply(response.status_code, dict(response.headers), bytes(body), self.now())
+
+    def _send_on_wire(self, wire: WireTransport, request: Request) -> Reply:
+        """The same exchange without httpx's request and response objects (``WireTransport.fetch``)."""
+        try:
+            answer = wire.fetch(
+                self._origin,
+                request.method,
+                self._prefix + request.path,
+                request.headers,
+                request.body,
+                self._wire_timeouts,
+                self.max_reply_bytes,
+            )
+        except TooLarge as exc:
+            raise TransportError("reply_too_large", str(exc)) from None
+        except httpx.DecodingError as exc:
+            raise TransportError("connection", f"DecodingError: {exc}") from None
+        return Reply(answer.status, answer.headers, answer.body, self.now())
 
     def _timeouts(self) -> httpx.Timeout:
         """The client's timeouts, none longer than what is left of the deadline (the wait for a pooled one too)."""

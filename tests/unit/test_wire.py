@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import socketserver
 import threading
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from adapters.wire import WireTransport
+from adapters.wire import Answer, TooLarge, WireTransport
 
 Script = Callable[[socket.socket, bytes], bool]  # answers one request; False: close the connection
 
@@ -168,3 +169,108 @@ def test_cancel_ends_an_exchange_under_way_and_refuses_new_ones(serve: Callable[
     with pytest.raises(httpx.ConnectError, match="cancelled"):
         http.get(f"{server.url}/")
     http.close()
+
+
+# -- fetch: the gateway's own way in, without httpx's request and response objects -------------------------
+
+
+TIMEOUTS = {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 0.2}
+
+
+def fetch(wire: WireTransport, url: str, method: str = "GET", body: bytes = b"", max_body: int = 1 << 20) -> Answer:
+    origin, prefix = wire.origin(url)
+    return wire.fetch(origin, method, prefix + "/n?a=1", {"X-Token": "t"}, body, TIMEOUTS, max_body)
+
+
+def test_fetch_sends_a_whole_request_and_reads_headers_as_httpx_shows_them(serve: Callable[[Script], Server]) -> None:
+    def twice(sock: socket.socket, request: bytes) -> bool:
+        sock.sendall(b"HTTP/1.1 201 Created\r\nSet-Thing: a\r\nSET-THING: b\r\nContent-Length: 2\r\n\r\nok")
+        return True
+
+    server = serve(twice)
+    wire = WireTransport(httpx.Limits(max_connections=2))
+    answers = [fetch(wire, f"{server.url}/cms", "PUT", b"notice") for _ in range(3)]
+    assert answers[0] == Answer(201, {"set-thing": "a, b", "content-length": "2"}, b"ok") == answers[2]
+    assert server.connections == 1  # kept alive
+    first = server.requests[0]
+    port = server.url.rsplit(":", 1)[1]
+    assert first.startswith(f"PUT /cms/n?a=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Token: t\r\n".encode())
+    assert b"\r\nContent-Length: 6\r\n" in first and first.endswith(b"\r\n\r\nnotice")
+    with pytest.raises(httpx.LocalProtocolError, match="line break"):
+        wire.fetch(wire.origin(server.url)[0], "GET", "/", {"X": "a\r\nInjected: yes"}, b"", TIMEOUTS, 100)
+    assert len(server.requests) == 3
+    wire.close()
+
+
+def test_fetch_reads_a_body_that_ends_with_the_connection_and_unpacks_gzip(serve: Callable[[Script], Server]) -> None:
+    def until_close(sock: socket.socket, request: bytes) -> bool:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of ")
+        sock.sendall(b"it")
+        return False
+
+    packed = gzip.compress(b"unpacked " * 10)
+
+    def gzipped(sock: socket.socket, request: bytes) -> bool:
+        sock.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(packed), packed)
+        )
+        return True
+
+    wire = WireTransport(httpx.Limits(max_connections=2))
+    closing = serve(until_close)
+    assert [fetch(wire, closing.url).body for _ in range(2)] == [b"all of it"] * 2
+    assert closing.connections == 2  # such a connection is over with its reply
+    assert fetch(wire, serve(gzipped).url).body == b"unpacked " * 10
+    with pytest.raises(TooLarge):  # the limit holds for what the body unpacks to
+        fetch(wire, serve(gzipped).url, max_body=50)
+    wire.close()
+
+
+def test_fetch_cuts_off_a_body_over_its_limit_and_drops_the_connection(serve: Callable[[Script], Server]) -> None:
+    def big(sock: socket.socket, request: bytes) -> bool:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(4):
+            sock.sendall(b"400\r\n" + b"x" * 1024 + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+        return True
+
+    server = serve(big)
+    wire = WireTransport(httpx.Limits(max_connections=1))
+    with pytest.raises(TooLarge, match="exceeds 2000 bytes"):
+        fetch(wire, server.url, max_body=2000)
+    assert len(fetch(wire, server.url).body) == 4096  # the slot was given back; a new connection
+    assert server.connections == 2
+    wire.close()
+
+
+def test_fetch_sends_again_once_on_a_connection_closed_while_idle(serve: Callable[[Script], Server]) -> None:
+    answered = []
+
+    def once(sock: socket.socket, request: bytes) -> bool:
+        ok(sock, request)
+        answered.append(request)
+        return False  # hangs up without saying Connection: close
+
+    server = serve(once)
+    wire = WireTransport(httpx.Limits(max_connections=1))
+    assert [fetch(wire, server.url, "PUT", b"n%d" % i).body for i in range(3)] == [b"n0", b"n1", b"n2"]
+    assert len(answered) == 3 and server.connections == 3
+    wire.close()
+
+
+def test_fetch_skips_an_informational_reply_and_reads_no_body_after_204(serve: Callable[[Script], Server]) -> None:
+    def hints(sock: socket.socket, request: bytes) -> bool:
+        if request.startswith(b"DELETE"):
+            sock.sendall(b"HTTP/1.1 204 No Content\r\nX-Gone: yes\r\n\r\n")
+        else:
+            sock.sendall(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            )
+        return True
+
+    server = serve(hints)
+    wire = WireTransport(httpx.Limits(max_connections=1))
+    assert fetch(wire, server.url) == Answer(200, {"content-length": "2"}, b"ok")
+    assert fetch(wire, server.url, "DELETE") == Answer(204, {"x-gone": "yes"}, b"")
+    assert fetch(wire, server.url).body == b"ok" and server.connections == 1
+    wire.close()
