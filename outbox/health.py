@@ -149,8 +149,9 @@ def claim_probe(
     return None if claimed is None else _row(claimed)
 
 
-def holds(target: Any, owner: str, now: dt.datetime) -> Any:
-    """SQL: the target's breaker or throttle stops ``owner`` from leasing now (for ``leases.lease_due``)."""
+def holds(target: Any, owner: Any, now: Any) -> Any:
+    """SQL: the target's breaker or throttle stops ``owner`` from leasing now (for ``leases.lease_due``); each
+    argument a value or a bound parameter (the lease statements are built once)."""
     h = target_health.c
     return sa.exists().where(
         h.target == target,
