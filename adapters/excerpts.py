@@ -95,15 +95,35 @@ def _hide_json(value: Any) -> Any:
 
 
 def _xml(text: str) -> str:
-    def attribute(match: re.Match[str]) -> str:
-        return f'{match.group(1)}="{HIDDEN}"' if secret(match.group(1)) else match.group(0)
-
     def element(match: re.Match[str]) -> str:
         name, attrs, inner = match.group(1), match.group(2) or "", match.group(3)
-        attrs = _XML_ATTRIBUTE.sub(attribute, attrs)
+        attrs = _attributes(attrs)
         return f"<{name}{attrs}>{HIDDEN if secret(name) else inner}</{name}>"
 
-    return _XML_ATTRIBUTE.sub(attribute, _XML_ELEMENT.sub(element, text))
+    return _attributes(_XML_ELEMENT.sub(element, text))
+
+
+def _attributes(text: str) -> str:
+    """``_XML_ATTRIBUTE.sub`` with secret values hidden, the search started from each "=": the pattern starts with
+    a name, so the engine tries it at every character and, in a run of name characters (CJK text is one), at every
+    length (1.1 ms for 8 KB of a provincial batch). A match can only start where a run of name characters starts,
+    and its "=" is the first one after that: the run that ends at an "=" is where the pattern is tried."""
+    parts: list[str] = []
+    done = 0
+    at = text.find("=")
+    while at != -1:
+        start = at
+        while start > done and (text[start - 1].isalnum() or text[start - 1] in "_.:-"):  # [\w.:-]
+            start -= 1
+        match = _XML_ATTRIBUTE.match(text, start) if start < at else None
+        if match is None:
+            at = text.find("=", at + 1)
+            continue
+        name = match.group(1)
+        parts += (text[done:start], f'{name}="{HIDDEN}"' if secret(name) else match.group(0))
+        done = match.end()
+        at = text.find("=", done)
+    return "".join(parts) + text[done:] if parts else text
 
 
 def _body(body: bytes, content_type: str, limit: int) -> tuple[str, int | None]:

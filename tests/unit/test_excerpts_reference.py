@@ -337,3 +337,12 @@ def test_json_with_a_long_blank_run_across_the_decoded_part_gives_the_same_excer
     for n in (4 * limit, 4 * (limit + 66) - 20, 4 * (limit + 66) + 5, 10 * limit):
         body = json.dumps({"a": blank * n + "x", "b": "中" * n}, ensure_ascii=False).encode()
         _same(Request("POST", "/batches", {"Content-Type": "application/json"}, body), limit)
+
+
+@pytest.mark.parametrize(
+    "template", ['sign{c}x="s" ', "<a sign{c}x='s'>t</a>", 'a{c}="s" ', 'b="{c}" sign="s"', 'sign={c}"s" x="y"']
+)
+def test_xml_attributes_are_found_as_the_original_pattern_finds_them_for_every_character(template: str) -> None:
+    """A character of a name lengthens it (``sign…x`` is a secret, ``x`` alone is not)."""
+    text = _every(template)
+    assert excerpts._xml(text) == _xml(text)
