@@ -20,6 +20,10 @@ from adapters.base import Reply, Request
 from schemas.identifiers import mask_id_number
 from tests.factories import make_resident_id, with_wrong_check_digit
 
+# a fuzz run (every code point in every slot, generated bodies): about a minute, so with the slow tests in CI;
+# tests/unit/test_excerpts.py keeps the behaviour itself in `make test`
+pytestmark = pytest.mark.slow
+
 # -- the reference: adapters/excerpts.py as it was before it was made fast (commit 611ccc7) --------------------
 
 LIMIT = 8192
