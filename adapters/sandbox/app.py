@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import secrets
@@ -291,6 +292,7 @@ def _national_result(r: Result) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=1024)  # a receipt's results share one processing time
 def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
