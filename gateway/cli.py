@@ -162,6 +162,7 @@ def sandbox_command(
     """Run the simulated target platforms (national, provincial, municipal, portal) of PROTOCOLS.md."""
     import uvicorn
 
+    from adapters.sandbox import server
     from adapters.sandbox.app import create_sandbox
     from adapters.sandbox.faults import Faults
 
@@ -174,7 +175,8 @@ def sandbox_command(
         except (OSError, ValueError) as exc:
             raise _fail(ValueError(f"--faults {faults}: {exc}")) from None
     application = create_sandbox(db=db, result_delay=result_delay, faults=chosen)
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False, server_header=False)
+    options = {"log_config": None, "access_log": False, "server_header": False, "http": server.protocol()}
+    uvicorn.run(application, host=host, port=port, **options)  # type: ignore[arg-type]
 
 
 @app.command()

@@ -16,6 +16,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 Handler = Callable[..., Awaitable[Response]]
 _CONVERT: dict[str, Callable[[str], Any]] = {"int": int, "float": float}
@@ -28,7 +29,7 @@ class Router:
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(self.prefix + path, _endpoint(handler, path), methods=[method]))
+            self.routes.append(Route(self.prefix + path, _Endpoint(handler, path), methods=[method]))
             return handler
 
         return register
@@ -46,36 +47,47 @@ class Router:
         return self.route("DELETE", path)
 
 
-def _endpoint(handler: Handler, path: str) -> Callable[[Request], Awaitable[Response]]:
-    """Work out once, at registration, how each parameter is filled; per request only dictionary lookups."""
-    params = inspect.signature(handler).parameters
-    in_path = {name for name in params if "{" + name + "}" in path}
-    wants_request = "request" in params
-    query = [
-        (name, p.default, _CONVERT.get(str(p.annotation).split(" ")[0], str))
-        for name, p in params.items()
-        if name != "request" and name not in in_path
-    ]
+class _Endpoint:
+    """The route's ASGI app: fills the handler's parameters, worked out once at registration, per request.
 
-    async def endpoint(request: Request) -> Response:
-        kwargs: dict[str, Any] = {name: request.path_params[name] for name in in_path}
-        if wants_request:
+    An instance rather than a function, so that Starlette's ``Route`` calls it as it is instead of wrapping it in
+    ``request_response``, whose exception handling the app's ``ExceptionMiddleware`` does once for all routes.
+    """
+
+    def __init__(self, handler: Handler, path: str) -> None:
+        params = inspect.signature(handler).parameters
+        self.handler = handler
+        self.in_path = tuple(name for name in params if "{" + name + "}" in path)
+        self.wants_request = "request" in params
+        self.query = [
+            (name, p.default, _CONVERT.get(str(p.annotation).split(" ")[0], str))
+            for name, p in params.items()
+            if name != "request" and name not in self.in_path
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        response = await self.respond(request)
+        await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        kwargs: dict[str, Any] = {name: request.path_params[name] for name in self.in_path}
+        if self.wants_request:
             kwargs["request"] = request
-        args = request.query_params
-        for name, default, convert in query:
-            raw = args.get(name)
-            if raw is None:
-                if default is inspect.Parameter.empty:
-                    return _invalid(name, "required")
-                kwargs[name] = default
-                continue
-            try:
-                kwargs[name] = convert(raw)
-            except ValueError:
-                return _invalid(name, f"{raw!r} is not a number")
-        return await handler(**kwargs)
-
-    return endpoint
+        if self.query:  # the query string is parsed only for handlers that read it
+            args = request.query_params
+            for name, default, convert in self.query:
+                raw = args.get(name)
+                if raw is None:
+                    if default is inspect.Parameter.empty:
+                        return _invalid(name, "required")
+                    kwargs[name] = default
+                    continue
+                try:
+                    kwargs[name] = convert(raw)
+                except ValueError:
+                    return _invalid(name, f"{raw!r} is not a number")
+        return await self.handler(**kwargs)
 
 
 def _invalid(name: str, message: str) -> Response:

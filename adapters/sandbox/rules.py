@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -159,6 +159,7 @@ def max_lengths() -> dict[str, int | None]:
     return found
 
 
+@lru_cache(maxsize=4096)  # a batch's items share a few dates: each is parsed once, not once per field per item
 def _date(value: str) -> dt.date | None:
     if not _DATE.fullmatch(value):
         return None

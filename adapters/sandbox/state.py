@@ -7,10 +7,11 @@ a file when ``--db`` is given. ``accept_items`` is the business core the three r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,6 @@ CREATE TABLE IF NOT EXISTS item (
     target TEXT NOT NULL, key TEXT NOT NULL, record_id TEXT NOT NULL, type TEXT NOT NULL, op TEXT NOT NULL,
     digest TEXT NOT NULL, result TEXT NOT NULL, code TEXT, message TEXT, receipt TEXT, ready_at REAL NOT NULL,
     processed_at REAL NOT NULL, PRIMARY KEY (target, key));
-CREATE INDEX IF NOT EXISTS item_receipt ON item (target, receipt);
 CREATE TABLE IF NOT EXISTS holding (
     target TEXT NOT NULL, record_id TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
     data TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (target, record_id));
@@ -74,23 +74,49 @@ class SandboxState:
         self.now = now
         self.result_delay = result_delay
         self.faults = {t: FaultState() for t in TARGETS}
+        # counters live in memory (one per request is too dear as a SQLite upsert) and reach the table on each
+        # stats() read and at shutdown, so a --db file still carries them over a restart
+        self.counts: dict[tuple[str, str], int] = {
+            (t, n): v for t, n, v in self.db.execute("SELECT target, name, value FROM counter")
+        }
+        self.unsaved: dict[tuple[str, str], int] = {}
 
     def delay(self, target: str) -> float:
         override = self.faults[target].faults.result_delay_seconds
         return self.result_delay if override is None else override
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One commit for a request's statements instead of one each (the caller holds the lock)."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     # -- counters ------------------------------------------------------------------------------------------
 
     def count(self, target: str, name: str, by: int = 1) -> None:
         if by:
-            self.db.execute(
+            key = (target, name)
+            self.counts[key] = self.counts.get(key, 0) + by
+            self.unsaved[key] = self.unsaved.get(key, 0) + by
+
+    def save_counts(self) -> None:
+        """Write the counters' increments since the last call to the ``counter`` table."""
+        with self.lock:
+            unsaved, self.unsaved = self.unsaved, {}
+            self.db.executemany(
                 "INSERT INTO counter VALUES (?, ?, ?) ON CONFLICT (target, name) DO UPDATE SET value = value + ?",
-                (target, name, by, by),
+                [(target, name, by, by) for (target, name), by in unsaved.items()],
             )
 
     def stats(self, target: str) -> dict[str, int]:
         with self.lock:
-            counters = dict(self.db.execute("SELECT name, value FROM counter WHERE target = ?", (target,)).fetchall())
+            self.save_counts()
+            counters = {name: value for (t, name), value in self.counts.items() if t == target}
             unique = self.db.execute("SELECT count(*) FROM item WHERE target = ?", (target,)).fetchone()[0]
             rejected = self.db.execute(
                 "SELECT count(*) FROM item WHERE target = ? AND result = 'rejected'", (target,)
@@ -305,7 +331,7 @@ class SandboxState:
         """Store a portal notice; (created?, identical to what was held?)."""
         digest = hashlib.sha256(orjson.dumps(notice, option=orjson.OPT_SORT_KEYS)).hexdigest()
         now = self.now()
-        with self.lock:
+        with self.lock, self.transaction():
             self.count("portal", "received_items")
             row = self.db.execute(
                 "SELECT key, status FROM holding WHERE target = 'portal' AND record_id = ?", (external_id,)
