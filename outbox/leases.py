@@ -87,7 +87,7 @@ def _blocked_by_earlier() -> Any:
 
 _NOW = sa.bindparam("now", type_=UtcDateTime())
 _OWNER = sa.bindparam("owner", type_=sa.String())
-_TARGET = sa.bindparam("target", type_=sa.String())
+_TARGET = sa.bindparam("lane", type_=sa.String())  # not "target": an update would take that as a new value
 _LIMIT = sa.bindparam("limit", type_=sa.Integer())
 _EXPIRES = sa.bindparam("expires", type_=UtcDateTime())
 _DUE_STATES = [s.value for s in DUE]
@@ -114,8 +114,8 @@ class _Statements:
     rest: Any  # the other due rows' ids, in next_attempt_at order
     take: Any  # lease the chosen ids and load what the worker needs (PostgreSQL: one statement)
     load: Any  # SQLite: what ``take`` leased
-    awaiting: Any  # the due business results' ids (two-stage platforms)
-    hold: Any  # lease those for asking
+    awaiting: Any  # SQLite: the due business results' ids (two-stage platforms)
+    hold: Any  # lease those for asking (PostgreSQL: pick, lease and load them in one statement)
 
 
 def _statements(postgres: bool) -> _Statements:
@@ -185,9 +185,22 @@ def _statements(postgres: bool) -> _Statements:
         rest,
         _with_content(take.returning(*_LEASED_COLUMNS).cte("leased")),
         None,
-        awaiting.with_for_update(skip_locked=True),
-        _with_content(hold.returning(*_LEASED_COLUMNS).cte("leased")),
+        None,
+        _hold_awaiting_postgres(awaiting),
     )
+
+
+def _hold_awaiting_postgres(awaiting: Any) -> Any:
+    """Pick, lease and load the due business results in one statement, so that an empty poll (most of them, every
+    ``poll_interval_seconds`` per two-stage target and worker) is one round trip in autocommit. The picked ids go
+    to the update as one array (an init plan), which only the primary key serves."""
+    picked = awaiting.with_for_update(skip_locked=True).cte("picked")
+    hold = (
+        sa.update(delivery)
+        .where(delivery.c.id == sa.any_(sa.func.array(sa.select(picked.c.id).scalar_subquery())))
+        .values(lease_owner=_OWNER, lease_expires_at=_EXPIRES, updated_at=_NOW)
+    )
+    return _with_content(hold.returning(*_LEASED_COLUMNS).cte("leased"))
 
 
 def _any(name: str) -> Any:
@@ -233,7 +246,7 @@ def lease_due(
     """
     postgres = conn.dialect.name == "postgresql"
     statements = _STATEMENTS[conn.dialect.name]
-    asked = {"target": target, "owner": owner, "now": now, "limit": limit}
+    asked = {"lane": target, "owner": owner, "now": now, "limit": limit}
     ids: list[int] = []
     if urgent_by is not None:
         ids = list(conn.execute(statements.urgent, asked | {"urgent_by": urgent_by}).scalars())
@@ -252,15 +265,16 @@ def lease_due(
 def lease_awaiting(
     conn: Connection, *, target: str, owner: str, limit: int, now: dt.datetime, lease_for: dt.timedelta
 ) -> list[Leased]:
-    """Lease deliveries whose business result is due to be asked for (two-stage platforms)."""
+    """Lease deliveries whose business result is due to be asked for (two-stage platforms). On PostgreSQL one
+    statement (``_hold_awaiting_postgres``): the store runs it in autocommit."""
     statements = _STATEMENTS[conn.dialect.name]
-    ids = list(conn.execute(statements.awaiting, {"target": target, "now": now, "limit": limit}).scalars())
+    asked = {"lane": target, "owner": owner, "now": now, "limit": limit, "expires": now + lease_for}
+    if conn.dialect.name == "postgresql":
+        return _leased(conn.execute(statements.hold, asked))
+    ids = list(conn.execute(statements.awaiting, asked).scalars())
     if not ids:
         return []
-    lease = {"owner": owner, "now": now, "expires": now + lease_for}
-    if conn.dialect.name == "postgresql":
-        return _leased(conn.execute(statements.hold, lease | {"ids": _id_array(ids)}))
-    conn.execute(statements.hold, lease | {"ids": ids})
+    conn.execute(statements.hold, asked | {"ids": ids})
     return _leased(conn.execute(statements.load, {"ids": ids}))
 
 

@@ -205,7 +205,8 @@ class Store:
     def lease_awaiting(
         self, *, target: str, owner: str, limit: int, now: dt.datetime, lease_for: dt.timedelta
     ) -> list[leases.Leased]:
-        return self.db.transact(
+        run = self.db.autocommit if self.db.is_postgres else self.db.transact  # PostgreSQL: one statement
+        return run(
             lambda c: leases.lease_awaiting(c, target=target, owner=owner, limit=limit, now=now, lease_for=lease_for)
         )
 
