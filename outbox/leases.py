@@ -139,7 +139,7 @@ def _statements(postgres: bool) -> _Statements:
         .limit(_LIMIT)
     )
     rest = (
-        candidates(sa.not_(delivery.c.id.in_(_ids_param("exclude", False))) if not postgres else _not_any("exclude"))
+        candidates(sa.not_(_id_in("exclude", postgres)))
         .order_by(delivery.c.next_attempt_at, delivery.c.id)
         .limit(_LIMIT)
     )
@@ -148,7 +148,7 @@ def _statements(postgres: bool) -> _Statements:
     # due) pick ix_delivery_due and re-read every due row of every target for each lease: O(backlog) per batch.
     take = (
         sa.update(delivery)
-        .where(delivery.c.id.in_(_ids_param("ids", False)) if not postgres else _any("ids"))
+        .where(_id_in("ids", postgres))
         .where(delivery.c.state.in_(_DUE_STATES) if not postgres else sa.true())
         .values(
             state=DeliveryState.IN_FLIGHT.value,
@@ -171,13 +171,11 @@ def _statements(postgres: bool) -> _Statements:
     )
     hold = (
         sa.update(delivery)
-        .where(delivery.c.id.in_(_ids_param("ids", False)) if not postgres else _any("ids"))
+        .where(_id_in("ids", postgres))
         .values(lease_owner=_OWNER, lease_expires_at=_EXPIRES, updated_at=_NOW)
     )
     if not postgres:
-        load = _with_content(
-            sa.select(*_LEASED_COLUMNS).where(delivery.c.id.in_(_ids_param("ids", False))).subquery("leased")
-        )
+        load = _with_content(sa.select(*_LEASED_COLUMNS).where(_id_in("ids", postgres)).subquery("leased"))
         return _Statements(urgent, rest, take.returning(delivery.c.id), load, awaiting, hold)
     # PostgreSQL: the update returns the leased rows and the same statement joins their content: one round trip
     return _Statements(
@@ -203,12 +201,11 @@ def _hold_awaiting_postgres(awaiting: Any) -> Any:
     return _with_content(hold.returning(*_LEASED_COLUMNS).cte("leased"))
 
 
-def _any(name: str) -> Any:
-    return delivery.c.id == sa.any_(_ids_param(name, True))
-
-
-def _not_any(name: str) -> Any:
-    return sa.not_(delivery.c.id == sa.any_(_ids_param(name, True)))
+def _id_in(name: str, postgres: bool) -> Any:
+    """The delivery's id is one of the list given as parameter ``name`` (``_ids_param``)."""
+    if postgres:
+        return delivery.c.id == sa.any_(_ids_param(name, True))
+    return delivery.c.id.in_(_ids_param(name, False))
 
 
 def _with_content(leased: Any) -> Any:
