@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from stdnum.cn import ric
 
@@ -19,6 +19,7 @@ from adapters import excerpts
 from adapters.base import Reply, Request
 from schemas.identifiers import mask_id_number
 from tests.factories import make_resident_id, with_wrong_check_digit
+from tests.properties import derandomised
 
 # a fuzz run (every code point in every slot, generated bodies): about a minute, so with the slow tests in CI;
 # tests/unit/test_excerpts.py keeps the behaviour itself in `make test`
@@ -198,13 +199,7 @@ def test_the_id_pattern_matches_as_the_original_for_every_character(template: st
 # -- generated inputs ----------------------------------------------------------------------------------------------
 
 ID = make_resident_id()
-PROPERTY = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+PROPERTY = derandomised(200)
 CASES = ["Bearer", "bearer", "BEARER", "bEaReR", "Basic", "BASIC", "baſic", "BaSİc", "bası c", "Baſıc", "Basic"]
 _ids = st.one_of(
     st.builds(

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from schemas import fields
@@ -27,6 +27,7 @@ from schemas.records import DATE_FIELDS, MODELS
 from schemas.validation import Canonical, content_hash, validate
 from tests import corpus
 from tests.factories import BUILDERS, COMPANY, make_resident_id
+from tests.properties import derandomised
 
 TODAY = dt.date(2026, 11, 25)
 FIELD_CODES = {
@@ -48,13 +49,7 @@ FIELD_CODES = {
     "invalid_source_id",
     "empty_after_cleaning",
 }
-PROPERTY = settings(
-    max_examples=150,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+PROPERTY = derandomised(150)
 
 # -- inputs ----------------------------------------------------------------------------------------------------
 
