@@ -192,7 +192,12 @@ class Delivery(SQLModel, table=True):
             postgresql_where=sa.text(OPEN),
             sqlite_where=sa.text(OPEN),
         ),
-        sa.Index("ix_delivery_published_at", "published_at"),  # published in the last hour / day (console)
+        sa.Index(  # published in the last hour / day (console), in a month (reports): published rows only (0015)
+            "ix_delivery_published_at",
+            "published_at",
+            postgresql_where=sa.text("published_at IS NOT NULL"),
+            sqlite_where=sa.text("published_at IS NOT NULL"),
+        ),
         sa.Index(
             "ix_delivery_dead",
             "target",

@@ -186,6 +186,33 @@ def test_the_triggers_are_in_place(store: Store) -> None:
     assert set(store.db.read(lambda c: c.execute(sa.text(query)).scalars().all())) == expected
 
 
+def test_a_transaction_forgets_a_month_once_and_the_next_one_forgets_it_again(store: Store) -> None:
+    """On PostgreSQL a transaction notes the months it forgot (0015) and skips them after: the note must end with
+    the transaction, even on the same connection, or a later change would leave a stale count kept."""
+    ids = seed(store)
+    report(store)
+    assert "2026-08" in kept_months(store)
+
+    def published(conn: sa.Connection, source_id: str, target: str) -> None:
+        conn.execute(
+            sa.update(delivery)
+            .where(delivery.c.record_id == ids[source_id], delivery.c.target == target)
+            .values(state="published", published_at=at("2026-11-20T09:00:00"))
+        )
+
+    with store.db.engine.connect() as conn:
+        with conn.begin():  # two August publications in one transaction: forgotten once, then skipped
+            published(conn, "L8-2", "portal")
+            published(conn, "L8-2", "national")
+        assert "2026-08" not in kept_months(store)
+        report(store)
+        assert "2026-08" in kept_months(store)
+        with conn.begin():  # the same connection, a new transaction: forgotten again
+            published(conn, "L8-5", "portal")
+        assert "2026-08" not in kept_months(store)
+    assert report(store) == recounted(store)
+
+
 def test_a_month_changed_by_an_open_transaction_is_not_kept_from_a_stale_count(pg_url: str) -> None:
     """Session A publishes late in August and has not committed; session B's report cannot store August (it
     skips the month rather than store a count A's commit would make stale), and after A commits the report
