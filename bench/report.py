@@ -12,7 +12,7 @@ of standings (on time, late, overdue, pending, withdrawn), by ``generate_series`
 
 beside a baseline measured in the same run on the same database: counting the same month's (record, delivery)
 rows with a bare join (``SELECT count(*) … JOIN … WHERE decided_on BETWEEN``): the least any report must read.
-Goal (issue 5): < 2 s on PostgreSQL. Median of 5 runs each, after one warm-up.
+Goals: < 2 s on PostgreSQL (issue 5), a full report < 1 s (issue 14). Median of 5 runs each, after one warm-up.
 
 Usage: python bench/report.py [--pg-deliveries 1000000] [--sqlite-deliveries 200000]
 """

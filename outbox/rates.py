@@ -23,8 +23,9 @@ grouped rows into totals.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -97,37 +98,52 @@ def per_pair(
     *,
     ranges: Sequence[tuple[dt.date, dt.date]] = (),
     extra: Sequence[Any] = (),
+    probe: bool = False,
 ) -> Any:
     """One row per (record, target) of the records decided in [decided_from, decided_to] (and, when ``ranges`` are
     given, in one of them); publications up to ``as_of_end``, or all of them when it is None. ``extra``: more
-    columns of ``record`` (functionally dependent on its id, so they need no grouping)."""
+    columns of ``record`` (functionally dependent on its id, so they need no grouping).
+
+    ``probe`` (PostgreSQL only): reach each record's deliveries through ``ix_delivery_record`` with a LATERAL
+    subquery, a few index probes per record. For the month or two a report recounts that is several times cheaper
+    than the hash join over the whole of ``delivery`` the planner picks with its default costs, and it stays so
+    whatever the statistics say. For many months (``settled.fill``) the planner's join is the cheaper one. SQLite
+    always probes the index this way."""
     current = delivery.c.version == record.c.current_version
     published = delivery.c.state == DeliveryState.PUBLISHED.value
     if as_of_end is not None:
         published = sa.and_(published, delivery.c.published_at < as_of_end)
     within = [sa.or_(*(record.c.decided_on.between(a, b) for a, b in ranges))] if ranges else []
+    chosen = [
+        record.c.decided_on >= decided_from,
+        record.c.decided_on <= decided_to,
+        record.c.kind.in_(JUDGED),
+        *within,
+    ]
+    aggregates = [
+        sa.func.max(sa.case((current, delivery.c.due_date))).label("due_date"),
+        sa.func.max(sa.case((current, delivery.c.due_by))).label("due_by"),
+        sa.func.max(sa.case((current, delivery.c.due_date_basis))).label("due_date_basis"),
+        sa.func.min(sa.case((published, delivery.c.published_at))).label("first_published"),
+    ]
+    of_record = [record.c.id.label("record_id"), record.c.kind, record.c.department, record.c.decided_on]
+    if probe:
+        pair = (
+            sa.select(delivery.c.target, *aggregates)
+            .where(delivery.c.record_id == record.c.id, delivery.c.operation == Operation.PUBLISH.value)
+            .group_by(delivery.c.target)
+            .lateral("pair")
+        )
+        return (
+            sa.select(*of_record, record.c.withdrawn_at, pair.c.target, *extra, *(pair.c[a.name] for a in aggregates))
+            .select_from(record.join(pair, sa.true()))
+            .where(*chosen)
+            .subquery("per")
+        )
     return (
-        sa.select(
-            record.c.id.label("record_id"),
-            record.c.kind,
-            record.c.department,
-            record.c.decided_on,
-            record.c.withdrawn_at,
-            delivery.c.target,
-            *extra,
-            sa.func.max(sa.case((current, delivery.c.due_date))).label("due_date"),
-            sa.func.max(sa.case((current, delivery.c.due_by))).label("due_by"),
-            sa.func.max(sa.case((current, delivery.c.due_date_basis))).label("due_date_basis"),
-            sa.func.min(sa.case((published, delivery.c.published_at))).label("first_published"),
-        )
+        sa.select(*of_record, record.c.withdrawn_at, delivery.c.target, *extra, *aggregates)
         .join(delivery, delivery.c.record_id == record.c.id)
-        .where(
-            record.c.decided_on >= decided_from,
-            record.c.decided_on <= decided_to,
-            record.c.kind.in_(JUDGED),
-            delivery.c.operation == Operation.PUBLISH.value,
-            *within,
-        )
+        .where(*chosen, delivery.c.operation == Operation.PUBLISH.value)
         # record.id is the primary key: its other columns are functionally dependent (PostgreSQL and SQLite
         # both accept them ungrouped), and a two-column group key sorts faster than six.
         .group_by(record.c.id, delivery.c.target)
@@ -144,11 +160,25 @@ def _counts(row: Any) -> Counts:
     return Counts(**{name: int(getattr(row, name) or 0) for name in (*STANDINGS, "provisional")})
 
 
+def _probes(conn: Connection) -> bool:
+    """Whether ``per_pair`` should probe ``delivery`` record by record (see there): on PostgreSQL."""
+    return conn.dialect.name == "postgresql"
+
+
+def _for_a_month(conn: Connection) -> None:
+    """PostgreSQL settings for this transaction's counts over a month or two of pairs (about 100,000 rows at a
+    million deliveries): room to hash and sort them in memory instead of spilling to disk at the default 4 MB,
+    and no JIT, whose compiling (tens of milliseconds) costs more than it saves on so few rows."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true)"))
+
+
 def standings(
     conn: Connection, *, decided_from: dt.date, decided_to: dt.date, as_of: dt.date, as_of_end: dt.datetime
 ) -> list[Group]:
     """Counts per (target, kind, department) for the records decided in the period, as they stood on ``as_of``."""
-    per = per_pair(decided_from, decided_to, as_of_end)
+    _for_a_month(conn)
+    per = per_pair(decided_from, decided_to, as_of_end, probe=_probes(conn))
     standing = standing_as_of(as_of, as_of_end, per)
     rows = conn.execute(
         sa.select(per.c.target, per.c.kind, per.c.department, *sums(standing, per))
@@ -158,10 +188,23 @@ def standings(
     return [Group(r.target, r.kind, r.department, _counts(r)) for r in rows]
 
 
-def month_of(conn: Connection, column: Any) -> Any:
+def month_of(conn: Connection, column: Any) -> tuple[Any, Any]:
+    """The month of a date column as a key to group by and its ``YYYY-MM`` label. On PostgreSQL the key is the
+    truncated date and only the grouped keys are formatted: ``to_char`` on each of a hundred thousand pairs
+    costs more than the rest of the grouping."""
     if conn.dialect.name == "postgresql":
-        return sa.func.to_char(column, "YYYY-MM")
-    return sa.func.strftime("%Y-%m", column)
+        key = sa.func.date_trunc(sa.literal_column("'month'"), sa.cast(column, sa.DateTime()))
+        return key, sa.func.to_char(key, sa.literal_column("'YYYY-MM'"))
+    key = sa.func.strftime("%Y-%m", column)
+    return key, key
+
+
+def _by_month(rows: Iterable[Any]) -> dict[str, list[Group]]:
+    """Grouped rows (with their ``month``) by month, each month's groups by department, kind and target."""
+    out: dict[str, list[Group]] = {}
+    for r in sorted(rows, key=lambda r: (r.month, r.department, r.kind, r.target)):
+        out.setdefault(r.month, []).append(Group(r.target, r.kind, r.department, _counts(r)))
+    return out
 
 
 def monthly_groups(
@@ -175,17 +218,31 @@ def monthly_groups(
 ) -> dict[str, list[Group]]:
     """Counts per month of decision and (target, kind, department), in one pass: a report's trend and, summed over
     its months, the period's own standings."""
-    per = per_pair(decided_from, decided_to, as_of_end, ranges=ranges)
-    month = month_of(conn, per.c.decided_on).label("month")
+    _for_a_month(conn)
+    per = per_pair(decided_from, decided_to, as_of_end, ranges=ranges, probe=_probes(conn))
+    key, month = month_of(conn, per.c.decided_on)
     rows = conn.execute(
-        sa.select(month, per.c.target, per.c.kind, per.c.department, *sums(standing_as_of(as_of, as_of_end, per), per))
-        .group_by(month, per.c.target, per.c.kind, per.c.department)
-        .order_by(month, per.c.department, per.c.kind, per.c.target)
+        sa.select(
+            month.label("month"),
+            per.c.target,
+            per.c.kind,
+            per.c.department,
+            *sums(standing_as_of(as_of, as_of_end, per), per),
+        ).group_by(key, per.c.target, per.c.kind, per.c.department)
     )
-    out: dict[str, list[Group]] = {}
-    for r in rows:
-        out.setdefault(r.month, []).append(Group(r.target, r.kind, r.department, _counts(r)))
-    return out
+    return _by_month(rows)
+
+
+# The detail sheets list pairs by due date, then record and target. Every standing but ``unknown`` has a due date,
+# and ``unknown`` pairs are never listed (``_listable``).
+LISTED_ORDER = itemgetter("due_date", "record_id", "target")
+LISTABLE = frozenset(STANDINGS) - {"unknown"}
+
+
+def _listable(which: Sequence[str]) -> list[str]:
+    if not set(which) <= LISTABLE:
+        raise ValueError(f"only standings with a due date can be listed, not {sorted(set(which) - LISTABLE)}")
+    return list(which)
 
 
 def listed(
@@ -200,15 +257,12 @@ def listed(
     """The (record, target) pairs in the given standings (``overdue``, ``late``), for the report's detail sheets."""
     # source_id rides along in the grouped rows (no second join back to ``record``); only the columns the
     # sheets show are selected, so tens of thousands of rows convert no timestamp they do not print.
-    per = per_pair(decided_from, decided_to, as_of_end, extra=[record.c.source_id])
+    _for_a_month(conn)
+    per = per_pair(decided_from, decided_to, as_of_end, extra=[record.c.source_id], probe=_probes(conn))
     standing = standing_as_of(as_of, as_of_end, per).label("standing")
     shown = [per.c[name] for name in ("record_id", "source_id", "kind", "department", "target", "decided_on")]
     inner = sa.select(*shown, per.c.due_date, per.c.due_date_basis, per.c.first_published, standing).subquery("s")
-    rows = conn.execute(
-        sa.select(inner)
-        .where(inner.c.standing.in_(list(which)))
-        .order_by(inner.c.due_date, inner.c.record_id, inner.c.target)
-    )
+    rows = conn.execute(sa.select(inner).where(inner.c.standing.in_(_listable(which))))
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in which}
     for record_id, source_id, kind, department, target, decided_on, due_date, basis, published, standing_ in rows:
         out[standing_].append(
@@ -224,6 +278,8 @@ def listed(
                 "published_at": published,
             }
         )
+    for pairs in out.values():
+        pairs.sort(key=LISTED_ORDER)
     return out
 
 
@@ -243,16 +299,18 @@ def monthly_and_listed(
     cover) from one pass over the pairs: a report's live months and its detail sheets read them once, not twice.
 
     One statement: the pairs with their standing in a common table expression (evaluated once where it is used
-    twice), the grouped counts and the listed pairs as the two halves of a ``UNION ALL``, each half NULL where
-    the other has values (typed NULLs, so both databases unify the columns)."""
-    per = per_pair(decided_from, decided_to, as_of_end, ranges=ranges, extra=[record.c.source_id])
+    twice), the counts grouped by day and the listed pairs as the two halves of a ``UNION ALL``, each half NULL
+    where the other has values (typed NULLs, so both databases unify the columns). Python orders the listed
+    pairs: the database would sort the halves' wide rows together."""
+    _for_a_month(conn)
+    per = per_pair(decided_from, decided_to, as_of_end, ranges=ranges, extra=[record.c.source_id], probe=_probes(conn))
     pairs = sa.select(per, standing_as_of(as_of, as_of_end, per).label("standing")).cte("pairs")
-    month = month_of(conn, pairs.c.decided_on)
 
     def null(type_: Any) -> Any:
         return sa.cast(sa.null(), type_)
 
     counted = sums(pairs.c.standing, pairs)
+    key, month = month_of(conn, pairs.c.decided_on)
     grouped = sa.select(
         sa.literal(0).label("part"),
         month.label("month"),
@@ -267,7 +325,7 @@ def monthly_and_listed(
         null(sa.String()).label("due_date_basis"),
         null(pairs.c.first_published.type).label("first_published"),
         null(sa.String()).label("standing"),
-    ).group_by(month, pairs.c.target, pairs.c.kind, pairs.c.department)
+    ).group_by(key, pairs.c.target, pairs.c.kind, pairs.c.department)
     shown = sa.select(
         sa.literal(1).label("part"),
         null(sa.String()).label("month"),
@@ -282,31 +340,27 @@ def monthly_and_listed(
         pairs.c.due_date_basis,
         pairs.c.first_published,
         pairs.c.standing,
-    ).where(pairs.c.standing.in_(list(which)), pairs.c.decided_on >= listed_from, pairs.c.decided_on <= listed_to)
-    both = sa.union_all(grouped, shown).subquery("both")
-    rows = conn.execute(sa.select(both).order_by(both.c.part, both.c.due_date, both.c.record_id, both.c.target))
-    months: dict[str, list[Group]] = {}
+    ).where(pairs.c.standing.in_(_listable(which)), pairs.c.decided_on >= listed_from, pairs.c.decided_on <= listed_to)
+    rows = conn.execute(sa.union_all(grouped, shown)).all()  # one fetchall: tens of thousands of rows
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in which}
-    for r in rows:
-        if r.part == 0:
-            months.setdefault(r.month, []).append(Group(r.target, r.kind, r.department, _counts(r)))
-            continue
-        out[r.standing].append(
-            {
-                "record_id": r.record_id,
-                "source_id": r.source_id,
-                "kind": r.kind,
-                "department": r.department,
-                "target": r.target,
-                "decided_on": r.decided_on,
-                "due_date": r.due_date,
-                "due_date_basis": r.due_date_basis,
-                "published_at": r.first_published,
-            }
-        )
-    for groups in months.values():
-        groups.sort(key=lambda g: (g.department, g.kind, g.target))
-    return dict(sorted(months.items())), out
+    for part, _, target, kind, dept, *_, record_id, source_id, decided_on, due, basis, published, standing in rows:
+        if part == 1:
+            out[standing].append(
+                {
+                    "record_id": record_id,
+                    "source_id": source_id,
+                    "kind": kind,
+                    "department": dept,
+                    "target": target,
+                    "decided_on": decided_on,
+                    "due_date": due,
+                    "due_date_basis": basis,
+                    "published_at": published,
+                }
+            )
+    for listed_pairs in out.values():
+        listed_pairs.sort(key=LISTED_ORDER)
+    return _by_month(r for r in rows if r.part == 0), out
 
 
 def record_counts(conn: Connection, *, decided_from: dt.date, decided_to: dt.date) -> dict[tuple[str, str], int]:

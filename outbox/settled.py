@@ -112,9 +112,9 @@ def fill(conn: Connection, months: Sequence[str]) -> list[str]:
     conn.execute(sa.delete(settled_standing).where(settled_standing.c.month.in_(list(months))))
     ranges = [month_range(m) for m in months]
     per = rates.per_pair(ranges[0][0], max(b for _, b in ranges), None, ranges=ranges)
-    month = rates.month_of(conn, per.c.decided_on).label("month")
+    key, month = rates.month_of(conn, per.c.decided_on)
     counted = sa.select(
-        month,
+        month.label("month"),
         per.c.target,
         per.c.kind,
         per.c.department,
@@ -122,7 +122,7 @@ def fill(conn: Connection, months: Sequence[str]) -> list[str]:
         sa.func.max(per.c.due_date),
         sa.func.max(per.c.first_published),
         sa.func.max(per.c.withdrawn_at),
-    ).group_by(month, per.c.target, per.c.kind, per.c.department)
+    ).group_by(key, per.c.target, per.c.kind, per.c.department)
     columns = ["month", "target", "kind", "department", *COUNTED, "last_due_date", "last_published_at"]
     conn.execute(settled_standing.insert().from_select([*columns, "last_withdrawn_at"], counted))
     return list(months)

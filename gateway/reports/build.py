@@ -60,20 +60,16 @@ def local_time(moment: dt.datetime) -> str:
     return moment.astimezone(ZONE).replace(microsecond=0).isoformat()
 
 
-def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The detail rows as text; a month's sheets hold tens of thousands, so the loop stays plain."""
-    out = []
-    datetime, date = dt.datetime, dt.date
-    for row in rows:
-        plain = {}
-        for k, v in row.items():
-            if k == "record_id":
-                continue
-            if isinstance(v, date):
-                v = local_time(v) if isinstance(v, datetime) else v.isoformat()
-            plain[k] = v
-        out.append(plain)
-    return out
+def _jsonable(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The listed pairs (``rates.listed``'s rows, the report's own) as text, changed in place: a month's sheets
+    hold tens of thousands, so each dated column is converted by name rather than every value tested for its type."""
+    for pair in pairs:
+        del pair["record_id"]
+        pair["decided_on"] = pair["decided_on"].isoformat()
+        due, published = pair["due_date"], pair["published_at"]
+        pair["due_date"] = None if due is None else due.isoformat()
+        pair["published_at"] = None if published is None else local_time(published)
+    return pairs
 
 
 def build_report(
@@ -99,6 +95,7 @@ def build_report(
             as_of=as_of,
             departments=departments,
             targets=quota_targets or QuotaTargets(),
+            alongside=True,
         )
         by_month, listed = _standings(store, period, trend_from, as_of)
         tables = quota_tables.result()

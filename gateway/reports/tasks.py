@@ -68,11 +68,14 @@ class Facts:
     records: dict[tuple[str, str], int]  # (department, kind) → records of the year, every kind
 
 
-def count(store: Store, year: int, months: Sequence[str], as_of: dt.date) -> Facts:
-    """One read: the year's accepted articles and list changes, and its records per department and kind."""
+def count(store: Store, year: int, months: Sequence[str], as_of: dt.date, *, alongside: bool = False) -> Facts:
+    """One read: the year's accepted articles and list changes, and its records per department and kind.
+    ``alongside``: another read runs at the same time (a report's standings), so this one keeps to one core."""
     start, end, cutoff = dt.date(year, 1, 1), dt.date(year, 12, 31), end_of_day(as_of)
 
     def read(conn: Connection) -> tuple[Any, dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        if alongside:
+            facts.without_parallel_workers(conn)
         articles = facts.accepted_articles(conn, decided_from=start, decided_to=end, published_before=cutoff)
         lists = facts.accepted_list_changes(conn, decided_from=start, decided_to=end, published_before=cutoff)
         return articles, lists, facts.year_counts(conn, decided_from=start, decided_to=end)
@@ -120,11 +123,18 @@ def yearly_records(found: Facts, year: int, held: Iterable[str], targets: QuotaT
 
 
 def task_tables(
-    store: Store, period: Period, *, as_of: dt.date, departments: Sequence[str] = (), targets: QuotaTargets
+    store: Store,
+    period: Period,
+    *,
+    as_of: dt.date,
+    departments: Sequence[str] = (),
+    targets: QuotaTargets,
+    alongside: bool = False,
 ) -> TaskTables:
-    """The period's monthly tasks (each begun month) and its year's yearly tasks, counted as of ``as_of``."""
+    """The period's monthly tasks (each begun month) and its year's yearly tasks, counted as of ``as_of``
+    (``alongside``: see ``count``)."""
     months = months_of(period, as_of)
-    found = count(store, period.year, months, as_of)
+    found = count(store, period.year, months, as_of, alongside=alongside)
     held = (set(departments) | {department for department, _ in found.records}) - {BUREAU}
     return TaskTables(
         monthly=monthly_tasks(found.tally, months, held, targets),

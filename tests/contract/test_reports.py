@@ -141,6 +141,14 @@ def test_a_seeded_month_matches_the_hand_computed_rates(store: Store) -> None:
         ("R1", "provincial"),
     }
     assert {(i["source_id"], i["target"]) for i in data["late"]} == {("L2", "portal"), ("L2", "provincial")}
+    # The detail sheet lists the earliest due date first, then by record and target.
+    assert [(i["due_date"], i["source_id"], i["target"]) for i in data["overdue"]] == [
+        ("2026-11-05", "L2", "municipal"),
+        ("2026-11-06", "L3", "portal"),
+        ("2026-11-12", "R1", "national"),
+        ("2026-11-12", "R1", "provincial"),
+        ("2026-11-17", "L6", "municipal"),
+    ]
     quotas = {q["department"]: q for q in data["quotas"]}
     assert (quotas["建工科"]["red"], quotas["建工科"]["black"], quotas["建工科"]["met"]) == (1, 0, False)
     assert quotas["房监科"]["met"] is False and quotas["房监科"]["commitments"] == 1
