@@ -11,6 +11,7 @@ PostgreSQL notes: psycopg 3; deadlocks and serialisation failures are retried (b
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -50,7 +51,7 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "FULL") -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "FULL", **options: Any) -> Engine:
     parsed = normalise_url(url)
     common: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
@@ -65,7 +66,7 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "FUL
         return engine
     # No pool_pre_ping: it costs a round trip per checkout. A connection found dead is invalidated by
     # SQLAlchemy and ``Database.transact`` runs the work again on a fresh one.
-    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, **common)
+    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, **common, **options)
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
@@ -108,8 +109,12 @@ def _is_connect_error(exc: sa.exc.DBAPIError) -> bool:
     )
 
 
+@functools.cache
 def _retrying(attempts: int) -> Retrying:
-    """A transaction that lost to a concurrent one (serialisation failure, deadlock, SQLite busy) runs again soon."""
+    """A transaction that lost to a concurrent one (serialisation failure, deadlock, SQLite busy) runs again soon.
+
+    One policy per number of attempts, built once: tenacity keeps a run's state in a thread-local, so threads share
+    it safely (none runs a transaction inside another), and building it cost a few percent of a single post."""
     return Retrying(
         retry=retry_if_exception_type(_Transient),
         stop=stop_after_attempt(attempts),
@@ -126,6 +131,11 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        # ``autocommit``'s own pool, its connections in AUTOCOMMIT from the start: switching a pooled connection
+        # there and back at each checkout cost a tenth of a single post's CPU. Opened on first use.
+        self._url, self._pool_size = url, pool_size
+        self._autocommit_engine: Engine | None = None
+        self._autocommit_lock = threading.Lock()
 
     def transact(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
         """Run ``work`` in one write transaction, again from the start if it lost to a concurrent one."""
@@ -144,15 +154,27 @@ class Database:
         """Run ``work``, one statement, as its own transaction (AUTOCOMMIT): the server commits it at once, with
         no round trip to the client in between. Retried like ``transact``."""
         retrying = _retrying(attempts)
+        engine = self._autocommit_engine or self._open_autocommit_engine()
         try:
             for attempt in retrying:
-                with attempt, translate_errors(), self.engine.connect() as conn:
-                    return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+                with attempt, translate_errors(), engine.connect() as conn:
+                    return work(conn)
         except _StaleConnection as exc:
             raise errors.StoreUnavailable() from exc
         except _Transient as exc:
             raise errors.StoreBusy() from exc
         raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    def _open_autocommit_engine(self) -> Engine:
+        with self._autocommit_lock:
+            if self._autocommit_engine is None:
+                if self.is_sqlite:  # one file, one lock: the same engine, switched per connection as before
+                    self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                else:
+                    self._autocommit_engine = make_engine(
+                        self._url, pool_size=self._pool_size, isolation_level="AUTOCOMMIT"
+                    )
+            return self._autocommit_engine
 
     def read(self, work: Callable[[Connection], T]) -> T:
         try:
@@ -178,3 +200,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._autocommit_engine is not None and self._autocommit_engine is not self.engine:
+            self._autocommit_engine.dispose()

@@ -157,11 +157,9 @@ WITH new_record AS (
 ), new_deliveries AS (
     INSERT INTO delivery (record_id, version, target, operation, state, idempotency_key, attempts,
                           next_attempt_at, created_at, updated_at, due_date, due_by, due_date_basis)
-    SELECT id, 1, t.target, 'publish', 'pending', 'cg-' || id || '-v1-p-' || t.target, 0, :now, :now, :now,
-           t.due_date, t.due_by, t.basis
-    FROM new_record CROSS JOIN unnest(CAST(:targets AS text[]), CAST(:due_dates AS date[]),
-                                      CAST(:due_bys AS timestamptz[]), CAST(:bases AS text[]))
-                               AS t(target, due_date, due_by, basis)
+    SELECT id, 1, e->>0, 'publish', 'pending', 'cg-' || id || '-v1-p-' || (e->>0), 0, :now, :now, :now,
+           (e->>1)::date, (e->>2)::timestamptz, e->>3
+    FROM new_record CROSS JOIN json_array_elements(CAST(:deliveries AS json)) AS e
 ), audit AS (
     INSERT INTO audit_event (at, actor, role, action, kind, source_id, record_id, detail)
     SELECT :now, :actor, :role, 'ingest.created', :kind, :source_id, id, :detail FROM new_record
@@ -172,10 +170,6 @@ SELECT id, pg_notify(:channel, :notify_targets) FROM new_record
     sa.bindparam("content", type_=sa.JSON()),
     sa.bindparam("submitted", type_=sa.JSON()),
     sa.bindparam("detail", type_=sa.JSON()),
-    sa.bindparam("targets", type_=postgresql.ARRAY(sa.Text())),
-    sa.bindparam("due_dates", type_=postgresql.ARRAY(sa.Date())),
-    sa.bindparam("due_bys", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
-    sa.bindparam("bases", type_=postgresql.ARRAY(sa.Text())),
 )
 
 
@@ -228,10 +222,11 @@ def _create_in_one_statement(
             "now": now,
             "content": canonical.content,
             "submitted": item.submitted,
-            "targets": list(targets),
-            "due_dates": [d["due_date"] for d in dues],
-            "due_bys": [d["due_by"] for d in dues],
-            "bases": [d["due_date_basis"] for d in dues],
+            # [target, due date, due by, basis] per delivery, as one JSON text: psycopg dumps four arrays element
+            # by element, a third of the statement's client-side cost
+            "deliveries": orjson.dumps(
+                [[t, d["due_date"], d["due_by"], d["due_date_basis"]] for t, d in zip(targets, dues, strict=True)]
+            ).decode(),
             "origin": origin,
             "actor": actor.name,
             "role": actor.role,
