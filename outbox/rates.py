@@ -106,9 +106,9 @@ def per_pair(
 
     ``probe`` (PostgreSQL only): reach each record's deliveries through ``ix_delivery_record`` with a LATERAL
     subquery, a few index probes per record. For the month or two a report recounts that is several times cheaper
-    than the hash join over the whole of ``delivery`` the planner picks with its default costs, and it stays so
-    whatever the statistics say. For many months (``settled.fill``) the planner's join is the cheaper one. SQLite
-    always probes the index this way."""
+    than the hash join over the whole of ``delivery`` the planner picks with its default costs (measured over a
+    million deliveries), and it stays so whatever the statistics say. ``settled.fill``, which counts whole months
+    once, keeps the plain join. SQLite always probes the index this way."""
     current = delivery.c.version == record.c.current_version
     published = delivery.c.state == DeliveryState.PUBLISHED.value
     if as_of_end is not None:
@@ -299,7 +299,7 @@ def monthly_and_listed(
     cover) from one pass over the pairs: a report's live months and its detail sheets read them once, not twice.
 
     One statement: the pairs with their standing in a common table expression (evaluated once where it is used
-    twice), the counts grouped by day and the listed pairs as the two halves of a ``UNION ALL``, each half NULL
+    twice), the counts grouped by month and the listed pairs as the two halves of a ``UNION ALL``, each half NULL
     where the other has values (typed NULLs, so both databases unify the columns). Python orders the listed
     pairs: the database would sort the halves' wide rows together."""
     _for_a_month(conn)
