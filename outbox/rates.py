@@ -245,27 +245,16 @@ def _listable(which: Sequence[str]) -> list[str]:
     return list(which)
 
 
-def listed(
-    conn: Connection,
-    *,
-    decided_from: dt.date,
-    decided_to: dt.date,
-    as_of: dt.date,
-    as_of_end: dt.datetime,
-    which: Sequence[str],
-) -> dict[str, list[dict[str, Any]]]:
-    """The (record, target) pairs in the given standings (``overdue``, ``late``), for the report's detail sheets."""
-    # source_id rides along in the grouped rows (no second join back to ``record``); only the columns the
-    # sheets show are selected, so tens of thousands of rows convert no timestamp they do not print.
-    _for_a_month(conn)
-    per = per_pair(decided_from, decided_to, as_of_end, extra=[record.c.source_id], probe=_probes(conn))
-    standing = standing_as_of(as_of, as_of_end, per).label("standing")
-    shown = [per.c[name] for name in ("record_id", "source_id", "kind", "department", "target", "decided_on")]
-    inner = sa.select(*shown, per.c.due_date, per.c.due_date_basis, per.c.first_published, standing).subquery("s")
-    rows = conn.execute(sa.select(inner).where(inner.c.standing.in_(_listable(which))))
+# The columns of a listed pair, in the order ``_by_standing`` reads them.
+LISTED = ("record_id", "source_id", "kind", "department", "target", "decided_on")
+LISTED_DATES = ("due_date", "due_date_basis", "first_published", "standing")
+
+
+def _by_standing(which: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Listed pairs (``LISTED`` then ``LISTED_DATES`` columns) by standing, each list in ``LISTED_ORDER``."""
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in which}
-    for record_id, source_id, kind, department, target, decided_on, due_date, basis, published, standing_ in rows:
-        out[standing_].append(
+    for record_id, source_id, kind, department, target, decided_on, due_date, basis, published, standing in rows:
+        out[standing].append(
             {
                 "record_id": record_id,
                 "source_id": source_id,
@@ -281,6 +270,26 @@ def listed(
     for pairs in out.values():
         pairs.sort(key=LISTED_ORDER)
     return out
+
+
+def listed(
+    conn: Connection,
+    *,
+    decided_from: dt.date,
+    decided_to: dt.date,
+    as_of: dt.date,
+    as_of_end: dt.datetime,
+    which: Sequence[str],
+) -> dict[str, list[dict[str, Any]]]:
+    """The (record, target) pairs in the given standings (``overdue``, ``late``), for the report's detail sheets."""
+    # source_id rides along in the grouped rows (no second join back to ``record``); only the columns the
+    # sheets show are selected, so tens of thousands of rows convert no timestamp they do not print.
+    _for_a_month(conn)
+    per = per_pair(decided_from, decided_to, as_of_end, extra=[record.c.source_id], probe=_probes(conn))
+    standing = standing_as_of(as_of, as_of_end, per).label("standing")
+    shown = [per.c[name] for name in LISTED]
+    inner = sa.select(*shown, per.c.due_date, per.c.due_date_basis, per.c.first_published, standing).subquery("s")
+    return _by_standing(which, conn.execute(sa.select(inner).where(inner.c.standing.in_(_listable(which)))))
 
 
 def monthly_and_listed(
@@ -311,15 +320,16 @@ def monthly_and_listed(
 
     counted = sums(pairs.c.standing, pairs)
     key, month = month_of(conn, pairs.c.decided_on)
+    # part, month, the counts, then a listed pair's columns (``LISTED``, ``LISTED_DATES``)
     grouped = sa.select(
         sa.literal(0).label("part"),
         month.label("month"),
-        pairs.c.target,
-        pairs.c.kind,
-        pairs.c.department,
         *counted,
         null(sa.BigInteger()).label("record_id"),
         null(sa.String()).label("source_id"),
+        pairs.c.kind,
+        pairs.c.department,
+        pairs.c.target,
         null(sa.Date()).label("decided_on"),
         null(sa.Date()).label("due_date"),
         null(sa.String()).label("due_date_basis"),
@@ -329,38 +339,13 @@ def monthly_and_listed(
     shown = sa.select(
         sa.literal(1).label("part"),
         null(sa.String()).label("month"),
-        pairs.c.target,
-        pairs.c.kind,
-        pairs.c.department,
         *(null(sa.BigInteger()).label(c.name) for c in counted),
-        pairs.c.record_id,
-        pairs.c.source_id,
-        pairs.c.decided_on,
-        pairs.c.due_date,
-        pairs.c.due_date_basis,
-        pairs.c.first_published,
-        pairs.c.standing,
+        *(pairs.c[name] for name in (*LISTED, *LISTED_DATES)),
     ).where(pairs.c.standing.in_(_listable(which)), pairs.c.decided_on >= listed_from, pairs.c.decided_on <= listed_to)
     rows = conn.execute(sa.union_all(grouped, shown)).all()  # one fetchall: tens of thousands of rows
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in which}
-    for part, _, target, kind, dept, *_, record_id, source_id, decided_on, due, basis, published, standing in rows:
-        if part == 1:
-            out[standing].append(
-                {
-                    "record_id": record_id,
-                    "source_id": source_id,
-                    "kind": kind,
-                    "department": dept,
-                    "target": target,
-                    "decided_on": decided_on,
-                    "due_date": due,
-                    "due_date_basis": basis,
-                    "published_at": published,
-                }
-            )
-    for listed_pairs in out.values():
-        listed_pairs.sort(key=LISTED_ORDER)
-    return _by_month(r for r in rows if r.part == 0), out
+    width = len(LISTED) + len(LISTED_DATES)
+    listed_pairs = _by_standing(which, (r[-width:] for r in rows if r.part == 1))
+    return _by_month(r for r in rows if r.part == 0), listed_pairs
 
 
 def record_counts(conn: Connection, *, decided_from: dt.date, decided_to: dt.date) -> dict[tuple[str, str], int]:
