@@ -131,11 +131,14 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._write_lock = threading.Lock() if self.is_sqlite else None
-        # ``autocommit``'s own pool, its connections in AUTOCOMMIT from the start: switching a pooled connection
-        # there and back at each checkout cost a tenth of a single post's CPU. Opened on first use.
-        self._url, self._pool_size = url, pool_size
-        self._autocommit_engine: Engine | None = None
-        self._autocommit_lock = threading.Lock()
+        # ``autocommit``'s own pool on PostgreSQL, its connections in AUTOCOMMIT from the start: switching a pooled
+        # connection there and back at each checkout cost a tenth of a single post's CPU. No connection is opened
+        # before the first use. SQLite (one file, one lock) keeps switching connections of the one pool.
+        self._autocommit_engine = (
+            make_engine(url, pool_size=pool_size, isolation_level="AUTOCOMMIT")
+            if self.is_postgres
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     def transact(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
         """Run ``work`` in one write transaction, again from the start if it lost to a concurrent one."""
@@ -154,27 +157,15 @@ class Database:
         """Run ``work``, one statement, as its own transaction (AUTOCOMMIT): the server commits it at once, with
         no round trip to the client in between. Retried like ``transact``."""
         retrying = _retrying(attempts)
-        engine = self._autocommit_engine or self._open_autocommit_engine()
         try:
             for attempt in retrying:
-                with attempt, translate_errors(), engine.connect() as conn:
+                with attempt, translate_errors(), self._autocommit_engine.connect() as conn:
                     return work(conn)
         except _StaleConnection as exc:
             raise errors.StoreUnavailable() from exc
         except _Transient as exc:
             raise errors.StoreBusy() from exc
         raise AssertionError("unreachable: tenacity either returns or re-raises")
-
-    def _open_autocommit_engine(self) -> Engine:
-        with self._autocommit_lock:
-            if self._autocommit_engine is None:
-                if self.is_sqlite:  # one file, one lock: the same engine, switched per connection as before
-                    self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-                else:
-                    self._autocommit_engine = make_engine(
-                        self._url, pool_size=self._pool_size, isolation_level="AUTOCOMMIT"
-                    )
-            return self._autocommit_engine
 
     def read(self, work: Callable[[Connection], T]) -> T:
         try:
@@ -200,5 +191,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._autocommit_engine is not None and self._autocommit_engine is not self.engine:
+        if self.is_postgres:  # on SQLite it shares the pool just disposed
             self._autocommit_engine.dispose()

@@ -245,13 +245,22 @@ def _listable(which: Sequence[str]) -> list[str]:
     return list(which)
 
 
-# The columns of a listed pair, in the order ``_by_standing`` reads them.
-LISTED = ("record_id", "source_id", "kind", "department", "target", "decided_on")
-LISTED_DATES = ("due_date", "due_date_basis", "first_published", "standing")
+# The columns of a listed pair, in the order ``_by_standing`` reads them (its standing comes last).
+LISTED = (
+    "record_id",
+    "source_id",
+    "kind",
+    "department",
+    "target",
+    "decided_on",
+    "due_date",
+    "due_date_basis",
+    "first_published",
+)
 
 
 def _by_standing(which: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Listed pairs (``LISTED`` then ``LISTED_DATES`` columns) by standing, each list in ``LISTED_ORDER``."""
+    """Listed pairs (``LISTED``'s columns, then the standing) by standing, each list in ``LISTED_ORDER``."""
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in which}
     for record_id, source_id, kind, department, target, decided_on, due_date, basis, published, standing in rows:
         out[standing].append(
@@ -287,8 +296,7 @@ def listed(
     _for_a_month(conn)
     per = per_pair(decided_from, decided_to, as_of_end, extra=[record.c.source_id], probe=_probes(conn))
     standing = standing_as_of(as_of, as_of_end, per).label("standing")
-    shown = [per.c[name] for name in LISTED]
-    inner = sa.select(*shown, per.c.due_date, per.c.due_date_basis, per.c.first_published, standing).subquery("s")
+    inner = sa.select(*(per.c[name] for name in LISTED), standing).subquery("s")
     return _by_standing(which, conn.execute(sa.select(inner).where(inner.c.standing.in_(_listable(which)))))
 
 
@@ -320,7 +328,7 @@ def monthly_and_listed(
 
     counted = sums(pairs.c.standing, pairs)
     key, month = month_of(conn, pairs.c.decided_on)
-    # part, month, the counts, then a listed pair's columns (``LISTED``, ``LISTED_DATES``)
+    # part, month, the counts, then a listed pair's columns (``LISTED``, the standing)
     grouped = sa.select(
         sa.literal(0).label("part"),
         month.label("month"),
@@ -340,10 +348,10 @@ def monthly_and_listed(
         sa.literal(1).label("part"),
         null(sa.String()).label("month"),
         *(null(sa.BigInteger()).label(c.name) for c in counted),
-        *(pairs.c[name] for name in (*LISTED, *LISTED_DATES)),
+        *(pairs.c[name] for name in (*LISTED, "standing")),
     ).where(pairs.c.standing.in_(_listable(which)), pairs.c.decided_on >= listed_from, pairs.c.decided_on <= listed_to)
     rows = conn.execute(sa.union_all(grouped, shown)).all()  # one fetchall: tens of thousands of rows
-    width = len(LISTED) + len(LISTED_DATES)
+    width = len(LISTED) + 1
     listed_pairs = _by_standing(which, (r[-width:] for r in rows if r.part == 1))
     return _by_month(r for r in rows if r.part == 0), listed_pairs
 
