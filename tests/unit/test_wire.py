@@ -247,8 +247,8 @@ def test_fetch_sends_again_once_on_a_connection_closed_while_idle(serve: Callabl
     answered = []
 
     def once(sock: socket.socket, request: bytes) -> bool:
+        answered.append(request)  # before the reply: once the client has it, the test may look
         ok(sock, request)
-        answered.append(request)
         return False  # hangs up without saying Connection: close
 
     server = serve(once)
