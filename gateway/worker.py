@@ -89,6 +89,7 @@ class Worker:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
         self._listener: threading.Thread | None = None
+        self.listening = threading.Event()  # PostgreSQL: LISTEN was in place once; NOTIFYs wake this worker
         self._paused: set[str] = set()
         self._paused_read = float("-inf")
 
@@ -223,5 +224,13 @@ class Worker:
             log.exception("reaping expired leases failed", extra={"action": "reap_failed"})
 
     def _listen(self) -> None:
-        """PostgreSQL LISTEN: ingests in other processes wake this worker within a round trip."""
-        notify.listen(self.store.db, self._stopping, self.wake)
+        """PostgreSQL LISTEN: ingests in other processes wake this worker within a round trip.
+
+        Once listening (again), every target is woken: an ingest committed while nobody listened sent its NOTIFY
+        to no one, and would otherwise wait for the push job's next tick.
+        """
+        notify.listen(self.store.db, self._stopping, self.wake, self._listening_again)
+
+    def _listening_again(self) -> None:
+        self.listening.set()
+        self.wake(self.clients)

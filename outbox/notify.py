@@ -30,13 +30,23 @@ def notify(conn: Connection, targets: Sequence[str], channel: str = CHANNEL) -> 
         )
 
 
-def listen(db: Database, stopping: threading.Event, on_targets: Callable[[list[str]], None]) -> None:
-    """Call ``on_targets`` for every notification until ``stopping`` is set; reconnect when the server goes."""
+def listen(
+    db: Database,
+    stopping: threading.Event,
+    on_targets: Callable[[list[str]], None],
+    on_listening: Callable[[], None] = lambda: None,
+) -> None:
+    """Call ``on_targets`` for every notification until ``stopping`` is set; reconnect when the server goes.
+
+    ``on_listening`` runs each time LISTEN is in place, at the start and after every reconnect: a commit before
+    that notified nobody, so the caller looks for due work itself then rather than waiting for its next tick.
+    """
     url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     while not stopping.is_set():
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
+                on_listening()
                 while not stopping.is_set():
                     for note in conn.notifies(timeout=1.0):
                         on_targets(note.payload.split(","))

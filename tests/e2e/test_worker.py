@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -23,14 +24,14 @@ from gateway.clock import ShiftableClock
 from gateway.settings import DeliverySettings, Settings
 from gateway.targets import build_clients, point_at_sandbox
 from gateway.worker import Worker
-from outbox import tables
+from outbox import notify, tables
 from outbox.database import Database
 from outbox.ingest import Actor, Incoming
 from outbox.store import Store
 from schemas.enums import Kind
 from schemas.validation import Canonical, validate
 from tests import live
-from tests.conftest import bearer
+from tests.conftest import PG_ADMIN, bearer
 from tests.factories import licence
 
 TARGETS = ("national", "provincial", "municipal", "portal")
@@ -173,34 +174,75 @@ def test_stopping_leaves_nothing_in_flight(
     assert published == received > 0  # the batch under way when stop came was finished and settled
 
 
-def test_ingest_in_another_process_wakes_the_worker_through_postgres(pg_template: str, sandbox: str) -> None:
-    from tests.conftest import _pg_admin, _pg_url
+class Notified:
+    """A worker on its own PostgreSQL database, and a second store standing for an ingest in another process."""
 
-    name = f"cgtest_notify_{uuid.uuid4().hex[:8]}"
-    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}" STRATEGY FILE_COPY')
-    settings = delivery_settings(Settings(database_url=_pg_url(name)), sandbox)
-    clock = ShiftableClock()
-    worker_store = Store(Database(settings.database_url), settings.targets.routes())
-    ingest_store = Store(Database(settings.database_url), settings.targets.routes())  # "another process"
-    worker = Worker(settings, worker_store, build_clients(settings, clock), clock)
-    worker.start()
-    try:
-        data = licence("N1")
+    def __init__(self, pg_template: str, sandbox: str) -> None:
+        from tests.conftest import _pg_admin, _pg_url
+
+        self.name, self.sandbox, self.admin = f"cgtest_notify_{uuid.uuid4().hex[:8]}", sandbox, _pg_admin
+        _pg_admin(f'CREATE DATABASE "{self.name}" TEMPLATE "{pg_template}" STRATEGY FILE_COPY')
+        settings = delivery_settings(Settings(database_url=_pg_url(self.name)), sandbox)
+        self.clock = ShiftableClock()
+        self.worker_store = Store(Database(settings.database_url), settings.targets.routes())
+        self.ingest_store = Store(Database(settings.database_url), settings.targets.routes())
+        self.worker = Worker(settings, self.worker_store, build_clients(settings, self.clock), self.clock)
+
+    def ingest(self, number: str) -> None:
+        data = licence(number)
         canonical = validate(Kind.LICENCE, data, today=dt.date(2026, 11, 25))
         assert isinstance(canonical, Canonical)
-        wait(sandbox, "municipal", unique_keys=0)
-        started = time.monotonic()
-        ingest_store.ingest(
+        self.ingest_store.ingest(
             source_system="approval-system",
             kind=Kind.LICENCE,
             items=[Incoming(canonical, data)],
             actor=Actor("approval-system", "source"),
-            now=clock.now(),
+            now=self.clock.now(),
         )
-        wait(sandbox, "municipal", unique_keys=1)
-        assert time.monotonic() - started < WOKEN_WITHIN, "NOTIFY did not wake the worker"
+
+    def delivered_within(self, count: int, seconds: float) -> None:
+        """``count`` records reach the municipal platform, well before a push tick could have sent them."""
+        started = time.monotonic()
+        wait(self.sandbox, "municipal", unique_keys=count)
+        assert time.monotonic() - started < seconds, "nothing woke the worker"
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.worker_store.db.dispose()
+        self.ingest_store.db.dispose()
+        self.admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def notified(pg_template: str, sandbox: str) -> Iterator[Notified]:
+    setup = Notified(pg_template, sandbox)
+    try:
+        yield setup
     finally:
-        worker.stop()
-        worker_store.db.dispose()
-        ingest_store.db.dispose()
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        setup.close()
+
+
+def test_ingest_in_another_process_wakes_the_worker_through_postgres(notified: Notified) -> None:
+    notified.worker.start()
+    wait(notified.sandbox, "municipal", unique_keys=0)
+    notified.ingest("N1")
+    notified.delivered_within(1, WOKEN_WITHIN)
+
+
+def test_a_listener_back_from_a_lost_connection_looks_for_work_that_came_meanwhile(notified: Notified) -> None:
+    """An ingest committed while the listener was away notified no one; listening again must find it anyway."""
+    notified.worker.start()
+    notified.ingest("N1")  # the worker is up and every connection the test relies on below is open in a pool
+    notified.delivered_within(1, WOKEN_WITHIN)
+    assert notified.worker.listening.wait(WOKEN_WITHIN)
+    listening = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND query = %s"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        (pid,) = admin.execute(listening, (notified.name, f"LISTEN {notify.CHANNEL}")).fetchone() or (None,)
+        assert pid is not None, "the worker is not listening"
+        admin.execute(f'ALTER DATABASE "{notified.name}" ALLOW_CONNECTIONS false')  # type: ignore[arg-type]
+        try:
+            assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone() == (True,)
+            notified.ingest("N2")  # on a pooled connection; its NOTIFY reaches nobody
+        finally:
+            admin.execute(f'ALTER DATABASE "{notified.name}" ALLOW_CONNECTIONS true')  # type: ignore[arg-type]
+    notified.delivered_within(2, WOKEN_WITHIN)
