@@ -57,7 +57,10 @@ class NationalSubjects:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="national-subject")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """End the queries under way and wait for their threads: left running past a timed-out check, one would
+        write the target's health later, into a store its owner may be closing by then."""
+        self._transport.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._transport.client.close()
 
     def start(self, code: str) -> Future[NationalAnswer] | NationalAnswer:
@@ -85,7 +88,8 @@ class NationalSubjects:
         try:
             reply = self._transport.send(self._signing.apply(exchange.request, self.clock.now()))
         except TransportError as exc:
-            self._record(Result.RETRYABLE, exc.code)
+            if not self._transport.cancelled:  # our own stop says nothing about the platform
+                self._record(Result.RETRYABLE, exc.code)
             return NationalAnswer("timeout" if exc.code == "timeout" else "unavailable", detail=exc.message)
         try:
             report = interpret_subject(reply)

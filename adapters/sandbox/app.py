@@ -112,6 +112,7 @@ class Sandbox:
     async def before(self, target: str) -> Response | None:
         with self.state.lock:  # every data request that reached the platform, answered or not (``requests``)
             self.state.count(target, "requests")
+        await self.touch()
         faults = self.state.faults[target]
         f = faults.faults
         if f.latency_ms:
@@ -635,7 +636,12 @@ def admin_router(sb: Sandbox) -> Router:
 
     @router.get("/{target}/wait")
     async def wait(
-        target: str, unique_keys: int = 0, public: int = 0, withdrawn: int = 0, timeout: float = 30.0
+        target: str,
+        unique_keys: int = 0,
+        public: int = 0,
+        withdrawn: int = 0,
+        requests: int = 0,
+        timeout: float = 30.0,
     ) -> Response:
         """Long-poll until the target's stats reach these numbers (408 with the stats if they do not in time)."""
         if (missing := known(target)) is not None:
@@ -647,7 +653,7 @@ def admin_router(sb: Sandbox) -> Router:
             while True:
                 found = sb.state.stats(target)
                 enough = found["unique_keys"] >= unique_keys and found["public"] >= public
-                if enough and found["withdrawn"] >= withdrawn:
+                if enough and found["withdrawn"] >= withdrawn and found["requests"] >= requests:
                     return _json(found)
                 remaining = deadline - loop.time()
                 if remaining <= 0:

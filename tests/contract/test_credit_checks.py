@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from adapters.sandbox.app import create_sandbox
 from gateway.app import build_app
 from gateway.clock import ManualClock
 from gateway.settings import CheckSettings, Settings
+from gateway.subjects import NationalSubjects
 from gateway.targets import point_at_sandbox
 from outbox import tables
 from outbox.errors import StoreError
@@ -24,8 +26,6 @@ from outbox.store import Store
 from tests import live
 from tests.conftest import bearer
 from tests.factories import commitment, list_change, make_resident_id, make_uscc, penalty, person
-
-DEADLINE = 1.0
 
 
 @pytest.fixture
@@ -35,9 +35,18 @@ def sandbox(clock: ManualClock) -> Iterator[str]:
 
 
 @pytest.fixture
-def gateway(settings: Settings, store: Store, clock: ManualClock, sandbox: str) -> Iterator[httpx.Client]:
+def deadline() -> float:
+    """How long a check waits for the national platform: long enough for a loaded machine unless a test wants
+    the deadline itself."""
+    return 10.0
+
+
+@pytest.fixture
+def gateway(
+    settings: Settings, store: Store, clock: ManualClock, sandbox: str, deadline: float
+) -> Iterator[httpx.Client]:
     point_at_sandbox(settings, sandbox)
-    settings.checks = CheckSettings(national_deadline_seconds=DEADLINE)
+    settings.checks = CheckSettings(national_deadline_seconds=deadline)
     with live.serve(build_app(settings, store=store, clock=clock)) as url, httpx.Client(base_url=url, timeout=30) as c:
         yield c
 
@@ -209,8 +218,9 @@ def test_entry_in_both_shown_once_with_both_sources(
     assert p["sources"] == ["local", "national"]
 
 
+@pytest.mark.parametrize("deadline", [1.0])
 def test_slow_national_answers_within_the_deadline_from_local_data(
-    gateway: httpx.Client, sandbox: str, source_key: str, checker: str
+    gateway: httpx.Client, sandbox: str, source_key: str, checker: str, deadline: float
 ) -> None:
     code = subject(13)
     post(gateway, source_key, "list-changes", list_change("MD-7", counterpart__uscc=code))
@@ -218,9 +228,25 @@ def test_slow_national_answers_within_the_deadline_from_local_data(
     started = time.monotonic()
     found = checked(gateway, checker, code)
     elapsed = time.monotonic() - started
-    assert elapsed < DEADLINE + 1.5, f"answered after {elapsed:.2f} s"
+    assert elapsed < deadline + 1.5, f"answered after {elapsed:.2f} s"
     assert found["sources"] == ["local", "national:timeout"] and found["national"] == "timeout"
     assert found["advice"] == "restrict"
+
+
+def test_closing_ends_a_query_under_way_and_blames_the_platform_for_nothing(
+    settings: Settings, clock: ManualClock, sandbox: str
+) -> None:
+    point_at_sandbox(settings, sandbox)
+    settings.checks = CheckSettings(national_deadline_seconds=60)
+    httpx.put(f"{sandbox}/_admin/national/faults", json={"latency_ms": 60000}).raise_for_status()
+    subjects = NationalSubjects(settings, clock)
+    pending = subjects.start(subject(15))
+    assert isinstance(pending, Future)
+    asked = httpx.get(f"{sandbox}/_admin/national/wait", params={"requests": 1, "timeout": 10}, timeout=15)
+    assert asked.status_code == 200, "the query never reached the platform"
+    subjects.close()  # returns once the query's thread has ended: nothing of it runs on
+    assert pending.done() and pending.result().status == "unavailable"
+    assert subjects.gate.health.consecutive_failures == 0 and subjects.gate.health.last_failure_at is None
 
 
 def test_disabled_national_says_so(settings: Settings, store: Store, clock: ManualClock, checker: str) -> None:
