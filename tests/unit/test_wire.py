@@ -127,9 +127,9 @@ def test_a_silent_server_times_out_and_a_full_pool_refuses_within_its_timeout(
         return False
 
     server = serve(silent)
-    http = httpx.Client(transport=WireTransport(httpx.Limits(max_connections=1)), timeout=httpx.Timeout(0.3, pool=0.2))
+    http = httpx.Client(transport=WireTransport(httpx.Limits(max_connections=1)), timeout=httpx.Timeout(5, pool=0.2))
     with pytest.raises(httpx.ReadTimeout):
-        http.get(f"{server.url}/")
+        http.get(f"{server.url}/", timeout=httpx.Timeout(0.3, pool=0.2))  # short for the silent server only
     release.set()
     answering = serve(ok)
     with http.stream("GET", f"{answering.url}/held") as held:  # its body unread: the only connection stays taken
