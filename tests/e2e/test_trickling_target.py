@@ -40,6 +40,7 @@ from tests.factories import licence
 
 DEADLINE = 2.0  # seconds: the trickling target's exchange deadline in the in-process test
 BYTE_EVERY = 1.0  # the trickle's pace: well inside any read timeout used here
+SLACK = 3.0  # seconds past the deadline a loaded 2-core machine may take to notice; the trickle itself never ends
 
 
 @dataclass
@@ -197,16 +198,16 @@ def test_a_trickling_target_times_out_at_its_deadline_and_the_others_keep_publis
             DEADLINE + 10,
             "the national delivery leaves in_flight",
         )
-        assert left - first.opened <= DEADLINE + 1, f"left in_flight {left - first.opened:.2f} s after the request"
+        assert left - first.opened <= DEADLINE + SLACK, f"left in_flight {left - first.opened:.2f} s after the request"
         [row] = deliveries(store, "national")
         assert (row.state, row.last_code) == ("retry_wait", "timeout")
         assert row.next_attempt_at > row.updated_at  # with backoff, not at once
         assert first.closed.wait(5) and first.closed_at is not None
-        assert first.closed_at - first.opened <= DEADLINE + 1  # the gateway hung up on it
+        assert first.closed_at - first.opened <= DEADLINE + SLACK  # the gateway hung up on it
         assert first.sent >= 1  # bytes kept coming: the per-read timeout alone would never have ended this
         [attempt] = attempts(store, "national")
         assert attempt.code == "timeout" and f"deadline of {DEADLINE:g} s" in attempt.message
-        assert DEADLINE * 1000 - 100 <= attempt.duration_ms <= (DEADLINE + 1) * 1000
+        assert DEADLINE * 1000 - 100 <= attempt.duration_ms <= (DEADLINE + SLACK) * 1000
 
         # The second attempt trickles too: two failures in a row open the breaker, which then holds the lane.
         trickling.next_connection()
