@@ -115,8 +115,9 @@ def build_app(
 
 def app_from_environment() -> FastAPI:
     """The app as each ``serve --workers N`` process builds it: settings from the environment, store of its own."""
-    from gateway import logs
+    from gateway import logs, memory
 
+    memory.map_large_blocks()  # a process of its own, started afresh: see gateway.memory
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     return build_app(settings)

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import cli_base, cli_people, logs, project, server, shutdown
+from gateway import cli_base, cli_people, logs, memory, project, server, shutdown
 from gateway.services.actors import Actor
 from gateway.services.errors import StoreError, UnknownTarget
 from gateway.settings import Settings
@@ -993,6 +993,7 @@ def main() -> None:
     """The command, with usage errors (a bad option value, a missing argument) as one line like every refusal."""
     from typer.exceptions import TyperException  # the vendored click's ClickException and UsageError derive from it
 
+    memory.map_large_blocks()  # before any thread allocates: serve and worker run for months
     try:
         code = app(standalone_mode=False)
     except TyperException as exc:

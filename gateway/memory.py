@@ -1,10 +1,17 @@
-"""Giving freed memory back to the operating system after large requests.
+"""Giving freed memory back to the operating system: after large requests, and as large blocks are freed.
 
 glibc keeps what a thread freed in that thread's arena for reuse, so after a burst of large batches parsed on
 several threadpool threads the process stays as large as at the peak (183 → 552 MB measured with 16 concurrent
 7.9 MB batches). Collecting cyclic garbage first (pydantic and SQLAlchemy leave some) frees more, then
 ``malloc_trim(0)`` returns the free pages of every arena: after four concurrent 7.6 MB batches the process keeps
 +41 MB instead of +157 MB. Elsewhere (musl, macOS) it does nothing.
+
+A long-running process has a second way to grow. glibc serves a block of 128 KB or more with its own mmap and
+unmaps it when freed, but each time it frees one it raises that threshold to the block's size (up to 32 MB), so
+the next ones come from the heap, where the pieces left between smaller live blocks stay mapped. In a 10-minute
+soak, each wave of retries after an outage left serve's heap 2-4 MB larger with the memory in use unchanged
+(36 MB in use, 1.7 -> 17.8 MB free in the arenas, RSS 145 -> 159 MB). Fixing the threshold at its initial
+128 KB keeps it flat (free 3 MB, RSS 150 MB from the second minute on), at no cost measured in the drain.
 """
 
 from __future__ import annotations
@@ -13,28 +20,46 @@ import ctypes
 import ctypes.util
 import functools
 import gc
-from collections.abc import Callable
+import os
+
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter (malloc.h)
+_LARGE_BLOCK = 128 * 1024  # glibc's own initial threshold
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
     except (OSError, AttributeError):  # not glibc
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    return libc
+
+
+def map_large_blocks() -> bool:
+    """Keep serving blocks of 128 KB and more from mmap for the life of the process (see the module's docstring);
+    an operator's own setting (``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES``) wins. True if it was set here."""
+    libc = _glibc()
+    if (
+        libc is None
+        or "MALLOC_MMAP_THRESHOLD_" in os.environ
+        or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")
+    ):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _LARGE_BLOCK))
 
 
 def give_back() -> bool:
     """Return free heap pages to the OS; True if the C library could do it."""
-    trim = _malloc_trim()
-    if trim is None:
+    libc = _glibc()
+    if libc is None:
         return False
     gc.collect()
-    trim(0)
+    libc.malloc_trim(0)
     return True
