@@ -22,8 +22,8 @@ import functools
 import gc
 import os
 
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter (malloc.h)
-_LARGE_BLOCK = 128 * 1024  # glibc's own initial threshold
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
+_LARGE_BLOCK = 128 * 1024  # glibc's own initial thresholds for both
 
 
 @functools.cache
@@ -52,7 +52,8 @@ def map_large_blocks() -> bool:
         or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")
     ):
         return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _LARGE_BLOCK))
+    # the trim threshold too: glibc doubled it along with the mmap threshold while this process was importing
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _LARGE_BLOCK) and libc.mallopt(_M_TRIM_THRESHOLD, _LARGE_BLOCK))
 
 
 def give_back() -> bool:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Frees a 1 MB block, then asks for a 200 KB one: prints whether the second came from its own mmap.
+# As a process's imports do, frees a 4 MB block first (glibc raises its thresholds to it). Then prints whether
+# the fix was applied, whether a 200 KB block came from its own mmap, and whether 2 MB of small blocks freed at the
+# top of the heap went back to the system.
 PROBE = textwrap.dedent(
     """
     import ctypes, sys
@@ -26,12 +28,17 @@ PROBE = textwrap.dedent(
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
+    libc.free(libc.malloc(4 << 20))
     fixed = memory.map_large_blocks() if sys.argv[1] == "fixed" else False
-    libc.free(libc.malloc(1 << 20))  # glibc raises its threshold to 1 MB here, unless it was fixed
     before = libc.mallinfo2().hblks
     block = libc.malloc(200 * 1024)
-    print(fixed, libc.mallinfo2().hblks - before)
+    mapped = libc.mallinfo2().hblks - before
     libc.free(block)
+    small = [libc.malloc(16 * 1024) for _ in range(128)]
+    grown = libc.mallinfo2().arena
+    for pointer in reversed(small):
+        libc.free(pointer)
+    print(fixed, mapped, libc.mallinfo2().arena < grown - (1 << 20))
     """
 )
 
@@ -44,11 +51,11 @@ def probe(mode: str, **env: str) -> str:
     return done.stdout.strip()
 
 
-def test_large_blocks_keep_coming_from_mmap_after_a_larger_one_was_freed() -> None:
-    assert probe("as glibc does") == "False 0"  # the 200 KB block came from the heap: the threshold had risen
-    assert probe("fixed") == "True 1"  # its own mapping, given back whole when freed
+def test_large_blocks_keep_coming_from_mmap_and_a_freed_heap_top_is_returned_after_a_larger_block() -> None:
+    assert probe("as glibc does") == "False 0 False"  # from the heap, and the freed top kept: both thresholds rose
+    assert probe("fixed") == "True 1 True"  # its own mapping, given back whole when freed; the top trimmed
 
 
 def test_an_operators_own_malloc_setting_wins() -> None:
-    assert probe("fixed", MALLOC_MMAP_THRESHOLD_="4194304") == "False 0"
-    assert probe("fixed", GLIBC_TUNABLES="glibc.malloc.mmap_threshold=4194304") == "False 0"
+    assert probe("fixed", MALLOC_MMAP_THRESHOLD_="4194304") == "False 0 True"  # glibc never raised them
+    assert probe("fixed", GLIBC_TUNABLES="glibc.malloc.mmap_threshold=4194304") == "False 0 True"
