@@ -185,18 +185,21 @@ def transport_ceiling(sandbox: str, seconds: float = 2.0) -> float:
 # -- measurements --------------------------------------------------------------------------------------------
 
 
-def lanes(db_url: str, started_at: float) -> dict[str, float]:
-    """Each target's lane: its deliveries / the time from the workers' start to its last publication."""
+def lanes(db_url: str, started_at: float) -> tuple[dict[str, float], float]:
+    """Each target's lane: its deliveries / the time from the workers' start to its last publication; and the
+    seconds from the workers' start to the first publication (their start-up: imports, connections, first lease)."""
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
-            "SELECT target, count(*), extract(epoch FROM max(published_at)) FROM delivery GROUP BY target"
+            "SELECT target, count(*), extract(epoch FROM min(published_at)), extract(epoch FROM max(published_at)) "
+            "FROM delivery GROUP BY target"
         ).fetchall()
-    return {target: count / (float(last) - started_at) for target, count, last in rows}
+    first = min(float(row[2]) for row in rows)
+    return {target: count / (float(last) - started_at) for target, count, _, last in rows}, first - started_at
 
 
 def drain_with_workers(
     admin: str, items: list[Incoming], workers: int
-) -> tuple[float, list[float], float, dict[str, float]]:
+) -> tuple[float, list[float], float, tuple[dict[str, float], float]]:
     sandbox_port = free_port()
     sandbox = start(["sandbox", "--port", str(sandbox_port), "--result-delay", "0"], dict(os.environ))
     db = BenchDatabase(admin)
@@ -275,7 +278,7 @@ def main() -> None:
     sandbox.terminate()
     sandbox.wait(timeout=30)
     one, one_rss, one_sandbox, _ = drain_with_workers(args.pg, items, 1)
-    three, three_rss, three_sandbox, three_lanes = drain_with_workers(args.pg, items, 3)
+    three, three_rss, three_sandbox, (three_lanes, start_up) = drain_with_workers(args.pg, items, 3)
     p50, p99, worst, serve_rss = latency(args.pg, args.rate, args.seconds)
 
     print(
@@ -293,6 +296,10 @@ def main() -> None:
         "  lanes with 3 workers (deliveries / time to the lane's last publication): "
         + ", ".join(f"{t} {three_lanes[t]:.0f}/s" for t in TARGETS)
         + f"; portal {three_lanes['portal'] / transport:.0%} of the transport ceiling"
+    )
+    print(
+        f"  of which start-up (worker start to the first publication): {start_up:.1f} s; after it "
+        f"{deliveries / (deliveries / three - start_up):.0f} deliveries/s"
     )
     print(
         f"  latency at {args.rate:.0f} records/s for {args.seconds:.0f} s (ingest -> published, 4 targets): "
