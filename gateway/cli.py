@@ -993,7 +993,7 @@ def main() -> None:
     """The command, with usage errors (a bad option value, a missing argument) as one line like every refusal."""
     from typer.exceptions import TyperException  # the vendored click's ClickException and UsageError derive from it
 
-    memory.map_large_blocks()  # before any thread allocates: serve and worker run for months
+    memory.map_large_blocks()  # serve and worker run for months: see gateway.memory
     try:
         code = app(standalone_mode=False)
     except TyperException as exc:

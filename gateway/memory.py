@@ -19,40 +19,41 @@ at no cost measured in the drain.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import gc
 import os
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
 _LARGE_BLOCK = 128 * 1024  # glibc's own initial thresholds for both
+# An operator who set any of these chose glibc's thresholds (and glibc stopped moving them): theirs stand.
+_OPERATOR_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+_OPERATOR_TUNABLES = ("mmap_threshold", "trim_threshold", "top_pad", "mmap_max")
 
 
 @functools.cache
 def _glibc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    """The C library this process runs on, if it has glibc's malloc_trim and mallopt (not musl or macOS)."""
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the process's own symbols: no ``ldconfig -p`` run at every start
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
         libc.malloc_trim.restype = ctypes.c_int
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.mallopt.restype = ctypes.c_int
-    except (OSError, AttributeError):  # not glibc
+    except (OSError, AttributeError):
         return None
     return libc
 
 
 def map_large_blocks() -> bool:
     """Keep serving blocks of 128 KB and more from mmap, and trimming a heap's free top past 128 KB, for the life of
-    the process (see the module's docstring); an operator's own setting (``MALLOC_MMAP_THRESHOLD_`` or
-    ``GLIBC_TUNABLES``) wins. True if it was set here."""
+    the process (see the module's docstring); an operator's own ``MALLOC_*_`` or ``GLIBC_TUNABLES`` setting of
+    these wins. True if they were set here."""
     libc = _glibc()
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
     if (
         libc is None
-        or "MALLOC_MMAP_THRESHOLD_" in os.environ
-        or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")
+        or any(name in os.environ for name in _OPERATOR_SETTINGS)
+        or any(name in tunables for name in _OPERATOR_TUNABLES)
     ):
         return False
     # the trim threshold too: glibc doubled it along with the mmap threshold while this process was importing

@@ -44,7 +44,7 @@ PROBE = textwrap.dedent(
 
 
 def probe(mode: str, **env: str) -> str:
-    clean = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, mode], env=clean | env, cwd=ROOT, capture_output=True, text=True, check=True
     )
@@ -59,3 +59,4 @@ def test_large_blocks_keep_coming_from_mmap_and_a_freed_heap_top_is_returned_aft
 def test_an_operators_own_malloc_setting_wins() -> None:
     assert probe("fixed", MALLOC_MMAP_THRESHOLD_="4194304") == "False 0 True"  # glibc never raised them
     assert probe("fixed", GLIBC_TUNABLES="glibc.malloc.mmap_threshold=4194304") == "False 0 True"
+    assert probe("fixed", MALLOC_TRIM_THRESHOLD_="8388608") == "False 1 False"  # the top kept, as asked
