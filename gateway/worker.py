@@ -229,8 +229,8 @@ class Worker:
         Once listening (again), every target is woken: an ingest committed while nobody listened sent its NOTIFY
         to no one, and would otherwise wait for the push job's next tick.
         """
-        notify.listen(self.store.db, self._stopping, self.wake, self._listening_again)
+        notify.listen(self.store.db, self._stopping, self.wake, self._now_listening)
 
-    def _listening_again(self) -> None:
+    def _now_listening(self) -> None:
         self.listening.set()
         self.wake(self.clients)

@@ -46,12 +46,20 @@ def listen(
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
-                on_listening()
+                _guarded(on_listening)
                 while not stopping.is_set():
                     for note in conn.notifies(timeout=1.0):
-                        on_targets(note.payload.split(","))
+                        _guarded(on_targets, note.payload.split(","))
         except psycopg.Error as exc:
             log.warning(
                 "notification listener lost its connection (%s); reconnecting", exc, extra={"action": "listen_retry"}
             )
             stopping.wait(1.0)
+
+
+def _guarded(call: Callable[..., None], *args: object) -> None:
+    """A failing callback is logged; it must not end the listener, or wake-ups would stop without a word."""
+    try:
+        call(*args)
+    except Exception:
+        log.exception("a notification callback failed", extra={"action": "listen_callback_failed"})

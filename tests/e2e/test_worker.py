@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -224,9 +225,31 @@ def notified(pg_template: str, sandbox: str) -> Iterator[Notified]:
 
 def test_ingest_in_another_process_wakes_the_worker_through_postgres(notified: Notified) -> None:
     notified.worker.start()
+    assert notified.worker.listening.wait(WOKEN_WITHIN)  # so only the NOTIFY can wake it for what comes next
     wait(notified.sandbox, "municipal", unique_keys=0)
     notified.ingest("N1")
     notified.delivered_within(1, WOKEN_WITHIN)
+
+
+def test_a_failing_callback_does_not_end_the_listener(pg_url: str) -> None:
+    db = Database(pg_url)
+    stopping, listening, woken = threading.Event(), threading.Event(), queue.Queue[list[str]]()
+
+    def fail() -> None:
+        listening.set()
+        raise RuntimeError("a callback's own bug")
+
+    listener = threading.Thread(target=notify.listen, args=(db, stopping, woken.put, fail), daemon=True)
+    listener.start()
+    try:
+        assert listening.wait(WOKEN_WITHIN)
+        db.transact(lambda conn: notify.notify(conn, ["portal"]))
+        assert woken.get(timeout=WOKEN_WITHIN) == ["portal"]
+    finally:
+        stopping.set()
+        listener.join(WOKEN_WITHIN)
+        db.dispose()
+    assert not listener.is_alive()
 
 
 def test_a_listener_back_from_a_lost_connection_looks_for_work_that_came_meanwhile(notified: Notified) -> None:
