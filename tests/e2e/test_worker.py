@@ -32,7 +32,7 @@ from outbox.store import Store
 from schemas.enums import Kind
 from schemas.validation import Canonical, validate
 from tests import live
-from tests.conftest import PG_ADMIN, bearer
+from tests.conftest import PG_ADMIN, _pg_admin, _pg_url, bearer
 from tests.factories import licence
 
 TARGETS = ("national", "provincial", "municipal", "portal")
@@ -179,9 +179,7 @@ class Notified:
     """A worker on its own PostgreSQL database, and a second store standing for an ingest in another process."""
 
     def __init__(self, pg_template: str, sandbox: str) -> None:
-        from tests.conftest import _pg_admin, _pg_url
-
-        self.name, self.sandbox, self.admin = f"cgtest_notify_{uuid.uuid4().hex[:8]}", sandbox, _pg_admin
+        self.name, self.sandbox = f"cgtest_notify_{uuid.uuid4().hex[:8]}", sandbox
         _pg_admin(f'CREATE DATABASE "{self.name}" TEMPLATE "{pg_template}" STRATEGY FILE_COPY')
         settings = delivery_settings(Settings(database_url=_pg_url(self.name)), sandbox)
         self.clock = ShiftableClock()
@@ -211,7 +209,7 @@ class Notified:
         self.worker.stop()
         self.worker_store.db.dispose()
         self.ingest_store.db.dispose()
-        self.admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        _pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 @pytest.fixture
