@@ -27,22 +27,31 @@ from adapters.base import (
     TwoStageAdapter,
 )
 from adapters.excerpts import Excerpt, failed, reply_excerpt, request_excerpt
+from adapters.pace import Pace
 from adapters.transport import Transport, TransportError
 from schemas.enums import Kind
 
 _STALLED = {"timeout", "cancelled"}  # the target hangs, or we are stopping: send no more of this batch
 NOT_SENT = "not sent: an earlier request of the same batch timed out or was cancelled"
+STOPPED = "not sent: the gateway stopped while this request waited for its turn under the target's rate limit"
 
 
 class TargetClient:
     def __init__(
-        self, adapter: Adapter, transport: Transport, auth: Auth, now: Callable[[], dt.datetime], concurrency: int = 4
+        self,
+        adapter: Adapter,
+        transport: Transport,
+        auth: Auth,
+        now: Callable[[], dt.datetime],
+        concurrency: int = 4,
+        pace: Pace | None = None,
     ) -> None:
         self.adapter = adapter
         self.transport = transport
         self.auth = auth
         self.now = now
         self.concurrency = concurrency
+        self.pace = pace  # the target's rate limit (None: as fast as it answers)
         self._senders: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -70,7 +79,10 @@ class TargetClient:
         return self._send(exchange)[1]
 
     def _send(self, exchange: Exchange) -> tuple[Request, Reply]:
-        """The request as sent (authentication applied) and its reply."""
+        """The request as sent (authentication applied) and its reply, once the rate limit gives it its turn (the
+        wait is not part of the exchange's deadline)."""
+        if self.pace is not None and not self.pace.wait(self.transport.stopping):
+            raise TransportError("cancelled", STOPPED)
         with self.transport.exchange():
             sent = self.auth.apply(exchange.request, self.now())
             reply = self.transport.send(sent)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import threading
 import weakref
 from collections.abc import Callable
 
@@ -78,6 +79,7 @@ class Transport:
         self.deadline_seconds = deadline_seconds or DEADLINE_FACTOR * (read if read is not None else 10.0)
         self.wire = _WIRES.get(client)  # None for a client made elsewhere (a test's mock transport)
         self.deadlines = self.wire.deadlines if self.wire is not None else Deadlines()
+        self.stopping = self.wire.cancelled if self.wire is not None else threading.Event()  # set by cancel()
         if self.wire is not None:  # worked out once: the wire bounds each of them by the deadline itself
             self._origin, self._prefix = self.wire.origin(self.base_url)
             self._wire_timeouts = client.timeout.as_dict()
@@ -90,10 +92,11 @@ class Transport:
         """End exchanges under way now and refuse new ones (the process is stopping)."""
         if self.wire is not None:
             self.wire.cancel()
+        self.stopping.set()
 
     @property
     def cancelled(self) -> bool:
-        return self.wire is not None and self.wire.cancelled.is_set()
+        return self.stopping.is_set()
 
     def send(self, request: Request) -> Reply:
         with self.exchange():

@@ -1,12 +1,12 @@
-"""Per-target circuit breaker and rate limit: one target's outage or throttling never slows the others.
+"""Per-target circuit breaker: one target's outage or throttling never slows the others.
 
 The breaker opens after ``failures`` consecutive exchanges in which the target did not answer usefully (timeouts,
 refused connections, 5xx, unreadable replies); while open nothing is leased for that target, so its backlog waits
 in the database instead of burning attempts. After ``open_for`` one probe batch of a single item goes out
 (half-open): success closes the breaker, failure opens it again. A breaker open longer than ``alert_after`` is
 the operator-visible alert. A 429 is not a failure: the target is up and asked us to wait, so the gate holds
-until its Retry-After. The rate limit is a token bucket of requests per second, per process. All time comes
-from the clock.
+until its Retry-After. All time comes from the clock. (The rate limit counts requests, so it is the client's:
+``adapters.pace``.)
 
 The breaker itself lives in a ``HealthBook``: in production the database (``StoreBook``, ``outbox.health``), so
 every process that talks to a target shares one breaker, one throttle and one probe; ``MemoryBook`` keeps it in
@@ -140,14 +140,10 @@ class Gate:
     failures: int = 5
     open_for: dt.timedelta = dt.timedelta(seconds=30)
     alert_after: dt.timedelta = dt.timedelta(minutes=5)
-    rate_per_second: float | None = None
     target: str = "target"
     owner: str = "this-process"
     book: HealthBook = field(default_factory=MemoryBook)
     probe_for: dt.timedelta = dt.timedelta(seconds=60)  # a prober silent this long loses its claim
-    _tokens: float = 0.0
-    _refilled: dt.datetime | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def health(self) -> TargetHealth:
@@ -180,20 +176,6 @@ class Gate:
             if claimed is None:
                 return False
             log.info("probing %s (half-open) with one item", self.target, extra={"action": "breaker_probe"})
-        with self._lock:
-            return self._take_token(now)
-
-    def _take_token(self, now: dt.datetime) -> bool:
-        if self.rate_per_second is None:
-            return True
-        if self._refilled is None:
-            self._refilled, self._tokens = now, self.rate_per_second
-        elapsed = (now - self._refilled).total_seconds()
-        self._tokens = min(self.rate_per_second, self._tokens + elapsed * self.rate_per_second)
-        self._refilled = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
         return True
 
     def record(self, results: Sequence[AttemptResult]) -> None:
@@ -238,14 +220,13 @@ class Gate:
 
 
 def for_target(settings: Settings, clock: Clock, target: str, owner: str, book: HealthBook) -> Gate:
-    """The gate of ``target`` as the settings describe it (breaker, alert, rate limit), kept in ``book``."""
+    """The gate of ``target`` as the settings describe it (breaker, alert), kept in ``book``."""
     d = settings.delivery
     return Gate(
         clock,
         d.breaker_failures,
         dt.timedelta(seconds=d.breaker_open_seconds),
         dt.timedelta(seconds=d.alert_after_seconds),
-        dict(settings.targets.items())[target].rate_limit_per_second,
         target=target,
         owner=owner,
         book=book,

@@ -4,7 +4,9 @@ A credit check must answer the approving department quickly whatever the nationa
 runs in a thread of its own while the local records are read, and the check waits for it at most the deadline
 (``checks.national_deadline_seconds``, 3 s by default): the connection's own timeouts are set to the same bound.
 The national target's ``Gate`` is shared with the delivery worker when one runs in this process: an open
-breaker or a Retry-After hold skips the query at once, and what the query sees counts towards the breaker.
+breaker or a Retry-After hold skips the query at once, and what the query sees counts towards the breaker. So is
+its rate limit: a query takes a slot of it, and when no slot opens within the deadline the check answers
+``throttled`` at once rather than wait.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from adapters.transport import Transport, TransportError, make_client
 from gateway.clock import Clock
 from gateway.gate import Gate
 from gateway.settings import Settings
+from gateway.targets import pace_of
 from outbox.lifecycle import AttemptResult, Result
 
 THROTTLED = {"429", "4290"}
@@ -49,8 +52,8 @@ class NationalSubjects:
             d.breaker_failures,
             dt.timedelta(seconds=d.breaker_open_seconds),
             dt.timedelta(seconds=d.alert_after_seconds),
-            t.rate_limit_per_second,
         )
+        self.pace = pace_of("national", t)
         self.adapter = National(NationalConfig(t.app_key, t.app_secret.get_secret_value()))
         self._signing = NationalSigning(self.adapter)
         self._transport = Transport(make_client(timeout_seconds=self.deadline, connections=8), t.base_url, clock.now)
@@ -70,7 +73,11 @@ class NationalSubjects:
         if not self.gate.may_send():
             held = self.gate.hold_until is not None and self.clock.now() < self.gate.hold_until
             return NationalAnswer("throttled" if held else "breaker_open")
-        return self._pool.submit(self._ask, code)
+        delay: float | None = 0.0
+        if self.pace is not None and (delay := self.pace.reserve(within=self.deadline)) is None:
+            limit = f"the national target's rate limit ({self.pace.per_second:g}/s) gives no turn within the deadline"
+            return NationalAnswer("throttled", detail=limit)
+        return self._pool.submit(self._ask, code, delay or 0.0)
 
     def finish(self, pending: Future[NationalAnswer] | NationalAnswer, started: float) -> NationalAnswer:
         """Wait for the answer until the deadline counted from ``started`` (``time.monotonic()``)."""
@@ -83,7 +90,9 @@ class NationalSubjects:
             pending.cancel()
             return NationalAnswer("timeout", detail=f"no answer within {self.deadline:g} s")
 
-    def _ask(self, code: str) -> NationalAnswer:
+    def _ask(self, code: str, delay: float) -> NationalAnswer:
+        if delay > 0 and self._transport.stopping.wait(delay):
+            return NationalAnswer("unavailable", detail="the gateway stopped before the query's turn")
         exchange = self.adapter.subject_exchange(code, now=self.clock.now())
         try:
             reply = self._transport.send(self._signing.apply(exchange.request, self.clock.now()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import httpx
@@ -11,6 +12,7 @@ from adapters.base import Adapter
 from adapters.client import TargetClient
 from adapters.municipal import Municipal, MunicipalConfig
 from adapters.national import National, NationalConfig
+from adapters.pace import Pace
 from adapters.portal import Portal, PortalConfig
 from adapters.provincial import Provincial, ProvincialConfig
 from adapters.transport import Transport, make_client
@@ -69,7 +71,22 @@ def _client(
     adapter: Adapter, target: TargetSettings, http: httpx.Client, clock: Clock, auth: Callable[[Transport], Auth]
 ) -> TargetClient:
     transport = Transport(http, target.base_url, clock.now, deadline_seconds=target.exchange_deadline())
-    return TargetClient(adapter, transport, auth(transport), clock.now)
+    return TargetClient(adapter, transport, auth(transport), clock.now, pace=pace_of(adapter.name, target))
+
+
+_PACES: dict[tuple[str, str, float], Pace] = {}
+_PACES_LOCK = threading.Lock()
+
+
+def pace_of(name: str, target: TargetSettings) -> Pace | None:
+    """The target's rate limit in this process (None: none is set). Every client of one platform in a process
+    shares it, the delivery client and the credit checks' subject queries alike, and so do clients built again
+    with the same settings: the limit is what the platform gets from this process, however it is reached."""
+    per_second = target.rate_limit_per_second
+    if per_second is None:
+        return None
+    with _PACES_LOCK:
+        return _PACES.setdefault((name, target.base_url, per_second), Pace(per_second))
 
 
 def point_at_sandbox(settings: Settings, base: str) -> None:
