@@ -33,7 +33,7 @@ from schemas.enums import Kind
 
 _STALLED = {"timeout", "cancelled"}  # the target hangs, or we are stopping: send no more of this batch
 NOT_SENT = "not sent: an earlier request of the same batch timed out or was cancelled"
-STOPPED = "not sent: the gateway stopped while this request waited for its turn under the target's rate limit"
+STOPPED = "not sent: the gateway began to stop while this request waited for its turn under the rate limit"
 
 
 class TargetClient:
@@ -52,6 +52,7 @@ class TargetClient:
         self.now = now
         self.concurrency = concurrency
         self.pace = pace  # the target's rate limit (None: as fast as it answers)
+        self._halted = threading.Event()  # halt() or cancel(): requests waiting for their turn are not sent
         self._senders: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -70,19 +71,29 @@ class TargetClient:
             senders.shutdown(wait=True)
         self.transport.client.close()
 
+    def halt(self) -> None:
+        """Send nothing new that waits for a turn under the rate limit (the process is stopping): those requests
+        end at once as ``not_sent``, while exchanges already under way go on."""
+        self._halted.set()
+
     def cancel(self) -> None:
         """End the exchanges under way with this target now (the process is stopping): they become retryable."""
+        self._halted.set()
         self.transport.cancel()
 
     def send(self, exchange: Exchange) -> Reply:
         """One exchange under one deadline: a token fetch, the request and its retry on 401 together."""
         return self._send(exchange)[1]
 
-    def _send(self, exchange: Exchange) -> tuple[Request, Reply]:
+    def _send(self, exchange: Exchange, stalled: threading.Event | None = None) -> tuple[Request, Reply]:
         """The request as sent (authentication applied) and its reply, once the rate limit gives it its turn (the
-        wait is not part of the exchange's deadline)."""
-        if self.pace is not None and not self.pace.wait(self.transport.stopping):
-            raise TransportError("cancelled", STOPPED)
+        wait is not part of the exchange's deadline). Raises ``TransportError`` ``not_sent`` when, by its turn, the
+        process is stopping or its batch has ``stalled``: nothing went out, so nothing was asked of the target."""
+        if self.pace is not None:
+            if not self.pace.wait(self._halted):
+                raise TransportError("not_sent", STOPPED)
+            if stalled is not None and stalled.is_set():
+                raise TransportError("not_sent", NOT_SENT)
         with self.transport.exchange():
             sent = self.auth.apply(exchange.request, self.now())
             reply = self.transport.send(sent)
@@ -124,7 +135,7 @@ class TargetClient:
                 if stalled.is_set():
                     answers[at] = [Retryable(k, "not_sent", NOT_SENT) for k in ex.keys], None
                     continue
-                found, excerpt = self._exchange(ex)
+                found, excerpt = self._exchange(ex, stalled)
                 if any(isinstance(o, Retryable) and o.code in _STALLED for o in found):
                     stalled.set()
                 answers[at] = found, excerpt
@@ -150,9 +161,9 @@ class TargetClient:
                 self._senders = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"{self.name}-send")
             return self._senders
 
-    def _exchange(self, exchange: Exchange) -> tuple[list[Outcome], Excerpt]:
+    def _exchange(self, exchange: Exchange, stalled: threading.Event) -> tuple[list[Outcome], Excerpt]:
         try:
-            sent, reply = self._send(exchange)
+            sent, reply = self._send(exchange, stalled)
         except TransportError as exc:
             excerpt = Excerpt(request_excerpt(exchange.request), failed(exc.code, exc.message))
             return [Retryable(k, exc.code, exc.message, exc.retry_after) for k in exchange.keys], excerpt

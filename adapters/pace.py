@@ -6,8 +6,9 @@ exchange (a batch, a notice, a results poll, a holdings page, a credit check's s
 token fetch or the retry after a 401 rides on its exchange's slot.
 
 Slots are spaced evenly, without a burst allowance: a platform that asks for "at most 5 per second" gets no more
-than 5 in any second, wherever the second starts. A sender waiting for its slot wakes at once when the process
-stops (the transport's stop event), so a low rate never delays shutdown. The limit is per process: several
+than 5 in any second, wherever the second starts (turns are counted from when they are taken, so a sender that
+oversleeps its turn may run closer to the next one). A sender waiting for its turn gives up at once when the
+process stops (``TargetClient.halt``/``cancel``), so a low rate never delays shutdown. The limit is per process: several
 processes sending to one target should share its limit between them (README, "Configuration").
 """
 
@@ -42,8 +43,8 @@ class Pace:
 
     def wait(self, stopping: threading.Event) -> bool:
         """Wait for this request's slot; False if the process began to stop meanwhile (send nothing then)."""
+        if stopping.is_set():
+            return False  # take no slot: a stopping process would push the others' turns back for nothing
         delay = self.reserve()
         assert delay is not None  # no bound was given
-        if delay <= 0:
-            return not stopping.is_set()
-        return not stopping.wait(delay)
+        return delay <= 0 or not stopping.wait(delay)

@@ -99,6 +99,8 @@ class Transport:
         return self.stopping.is_set()
 
     def send(self, request: Request) -> Reply:
+        if self.stopping.is_set():  # the wire refuses too; a client made elsewhere would still send
+            raise TransportError("cancelled", "the gateway stopped: nothing more is sent")
         with self.exchange():
             try:
                 return self._send(request)

@@ -51,6 +51,12 @@ def to_item(leased: Leased) -> base.Item:
     )
 
 
+def _never_asked(outcomes: list[base.Outcome]) -> bool:
+    """A results poll that never went out (the process is stopping while it waited for its turn under the rate
+    limit): the platform was not asked, so its answer is still to come, not a failure of the delivery."""
+    return bool(outcomes) and all(isinstance(o, base.Retryable) and o.code == "not_sent" for o in outcomes)
+
+
 def to_result(outcome: base.Outcome, excerpt: Excerpt | None = None) -> AttemptResult:
     """The outbox's words for an adapter's outcome, with the excerpt of its exchange (built in one go: a
     ``dataclasses.replace`` per item cost more than the rest of this)."""
@@ -155,21 +161,24 @@ class DeliveryEngine:
             now=self.clock.now(),
             lease_for=self.lease_for,
         )
+        if not leased:
+            return 0
         by_receipt: dict[str, list[Leased]] = defaultdict(list)
         for row in leased:
             by_receipt[row.receipt_id or ""].append(row)
         settled = 0
-        for receipt, rows in by_receipt.items():
-            started = time.perf_counter()
-            results, excerpt = client.results_traced(receipt, [r.key for r in rows])
-            if results is None:
-                now = self.clock.now()
-                self.store.still_processing(
-                    owner=self.owner, ids=[r.id for r in rows], next_at=now + self.poll_after, now=now
-                )
-                continue
-            outcomes = {o.key: to_result(o, excerpt) for o in results}
-            settled += self._settle(target, rows, outcomes, started)
+        with self._heartbeat([x.id for x in leased]):  # receipts asked one by one, each maybe paced: keep them all
+            for receipt, rows in by_receipt.items():
+                started = time.perf_counter()
+                results, excerpt = client.results_traced(receipt, [r.key for r in rows])
+                if results is None or _never_asked(results):  # still processing, or we are stopping: ask later
+                    now = self.clock.now()
+                    self.store.still_processing(
+                        owner=self.owner, ids=[r.id for r in rows], next_at=now + self.poll_after, now=now
+                    )
+                    continue
+                outcomes = {o.key: to_result(o, excerpt) for o in results}
+                settled += self._settle(target, rows, outcomes, started)
         return settled
 
     def reap_once(self) -> int:

@@ -5,8 +5,9 @@ runs in a thread of its own while the local records are read, and the check wait
 (``checks.national_deadline_seconds``, 3 s by default): the connection's own timeouts are set to the same bound.
 The national target's ``Gate`` is shared with the delivery worker when one runs in this process: an open
 breaker or a Retry-After hold skips the query at once, and what the query sees counts towards the breaker. So is
-its rate limit: a query takes a slot of it, and when no slot opens within the deadline the check answers
-``throttled`` at once rather than wait.
+its rate limit: a query takes a turn of it, and when none comes within half the deadline (the other half is the
+query's) the check answers ``throttled`` at once rather than wait. A busy delivery lane takes its turns first
+come, first served with the checks: at a low limit checks may answer ``throttled`` while it drains.
 """
 
 from __future__ import annotations
@@ -73,11 +74,15 @@ class NationalSubjects:
         if not self.gate.may_send():
             held = self.gate.hold_until is not None and self.clock.now() < self.gate.hold_until
             return NationalAnswer("throttled" if held else "breaker_open")
-        delay: float | None = 0.0
-        if self.pace is not None and (delay := self.pace.reserve(within=self.deadline)) is None:
-            limit = f"the national target's rate limit ({self.pace.per_second:g}/s) gives no turn within the deadline"
-            return NationalAnswer("throttled", detail=limit)
-        return self._pool.submit(self._ask, code, delay or 0.0)
+        now = time.monotonic()
+        turn = now
+        if self.pace is not None:  # a turn within half the deadline, so the other half is left for the query
+            delay = self.pace.reserve(within=self.deadline / 2)
+            if delay is None:
+                limit = f"the national target's rate limit ({self.pace.per_second:g}/s) has no turn for it in time"
+                return NationalAnswer("throttled", detail=limit)
+            turn = now + delay
+        return self._pool.submit(self._ask, code, turn, now + self.deadline)
 
     def finish(self, pending: Future[NationalAnswer] | NationalAnswer, started: float) -> NationalAnswer:
         """Wait for the answer until the deadline counted from ``started`` (``time.monotonic()``)."""
@@ -90,9 +95,13 @@ class NationalSubjects:
             pending.cancel()
             return NationalAnswer("timeout", detail=f"no answer within {self.deadline:g} s")
 
-    def _ask(self, code: str, delay: float) -> NationalAnswer:
-        if delay > 0 and self._transport.stopping.wait(delay):
+    def _ask(self, code: str, turn: float, until: float) -> NationalAnswer:
+        """The query, sent at its turn (``time.monotonic()``) unless the check gave up waiting by then."""
+        left = turn - time.monotonic()
+        if left > 0 and self._transport.stopping.wait(left):
             return NationalAnswer("unavailable", detail="the gateway stopped before the query's turn")
+        if time.monotonic() >= until:  # the check has answered without it: asking now would only load the platform
+            return NationalAnswer("timeout", detail="the query's turn came after the check's deadline")
         exchange = self.adapter.subject_exchange(code, now=self.clock.now())
         try:
             reply = self._transport.send(self._signing.apply(exchange.request, self.clock.now()))

@@ -1,12 +1,12 @@
 """The delivery worker: APScheduler jobs that push, ask for results and reap, for every target, in one process.
 
 Run inside ``serve`` or alone as ``credit-gateway worker`` (several of them on one PostgreSQL scale out: leases
-use SKIP LOCKED). Each target has its own push job and its own gate (a breaker shared with every process through
-the database, a rate limit of this process's own), so one target's outage never delays another's pushes. A job
-drains its target until nothing is due, then sleeps until its next tick (``push_interval_seconds``) or until
+use SKIP LOCKED). Each target has its own push job, its own gate (a breaker shared with every process through the
+database) and its client's rate limit (``adapters.pace``), so one target's outage never delays another's pushes.
+A job drains its target until nothing is due, then sleeps until its next tick (``push_interval_seconds``) or until
 ``wake`` is called: after an ingest in this process, or on a PostgreSQL NOTIFY from an ingest in any process.
-Stopping stops leasing and lets running batches finish and settle, within a time limit past which exchanges still
-open are cancelled (``gateway.shutdown``).
+Stopping stops leasing and lets running batches finish and settle (requests still waiting for their turn under a
+rate limit are not sent), within a time limit past which exchanges still open are cancelled (``gateway.shutdown``).
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ class Worker:
         retryable and go back to ``retry_wait`` (``gateway.shutdown``), so the stop ends whatever a target does.
         """
         self._stopping.set()
+        for client in self.clients.values():
+            client.halt()  # requests waiting for their turn under a rate limit are not sent
         with contextlib.suppress(Exception):
             if within is None:
                 self._scheduler.shutdown(wait=True)

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.client import TargetClient
+from adapters.pace import Pace
 from adapters.sandbox.app import create_sandbox
 from gateway.clock import ManualClock
 from gateway.delivery import DeliveryEngine, platform_record_id
@@ -232,3 +233,22 @@ def test_a_permanent_rejection_is_dead_with_the_platform_message(
     row = store.db.read(lambda c: c.execute(sa.select(d).where(d.c.target == "municipal")).one())
     assert (row.state, row.last_code, row.last_message) == ("dead", "2004", "相对人名称与工商登记不一致")
     assert row.attempts == 1
+
+
+def test_a_stopping_worker_hands_back_results_it_never_asked_for(
+    store: Store, engine: DeliveryEngine, clients: dict[str, TargetClient], clock: ManualClock, sandbox: str
+) -> None:
+    post(store, clock, licence("H1"))
+    assert engine.push_once("national")  # received: its business result is asked for later
+    clock.advance(engine.poll_after)
+    national = clients["national"]
+    national.pace = Pace(0.001)
+    national.pace.reserve()  # the turn open now is taken: the poll's turn is 1,000 s away
+    asked = stats(sandbox, "national")["requests"]
+    national.halt()  # the worker is stopping
+    assert engine.poll_once("national") == 0
+    d = tables.delivery
+    row = store.db.read(lambda c: c.execute(sa.select(d).where(d.c.target == "national")).one())
+    # still awaiting its result, for the next poller, with no attempt spent and no failure recorded
+    assert (row.state, row.attempts, row.lease_owner, row.last_code) == ("awaiting_result", 1, None, None)
+    assert stats(sandbox, "national")["requests"] == asked

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from adapters.base import Accepted, Item, Outcome, Retryable
-from adapters.client import TargetClient
+from adapters.client import STOPPED
+from adapters.pace import Pace
 from adapters.sandbox.app import create_sandbox
 from gateway.clock import SystemClock
 from gateway.settings import CheckSettings, Settings
@@ -50,47 +51,69 @@ def requests_seen(url: str, target: str) -> int:
 
 
 def test_the_portal_is_paced_per_notice_not_per_batch(sandbox: str) -> None:
-    portal = build_clients(limited(sandbox, 10), SystemClock())["portal"]
+    clients = build_clients(limited(sandbox, 10), SystemClock())
+    portal = clients["portal"]
     before = requests_seen(sandbox, "portal")
     started = time.monotonic()
     outcomes = portal.deliver(notices(6))  # one batch, six requests: five intervals of 0.1 s at the least
     elapsed = time.monotonic() - started
-    portal.close()
+    for client in clients.values():
+        client.close()
     assert [type(o) for o in outcomes] == [Accepted] * 6
     assert requests_seen(sandbox, "portal") - before == 6
     assert elapsed >= 0.5 - 0.005, f"six notices in {elapsed:.3f} s: more than 10 requests per second"
 
 
+class Reserved:
+    """The pace's clock: says when ``expected`` turns have been taken (each reservation reads it once)."""
+
+    def __init__(self, expected: int) -> None:
+        self.calls, self.expected, self.all_taken = 0, expected, threading.Event()
+
+    def __call__(self) -> float:
+        self.calls += 1
+        if self.calls >= self.expected:
+            self.all_taken.set()
+        return time.monotonic()
+
+
 def test_a_stopping_process_is_not_held_by_a_slow_limit(sandbox: str) -> None:
-    portal = build_clients(limited(sandbox, 0.01), SystemClock())["portal"]  # a slot every 100 s
+    clients = build_clients(limited(sandbox, 0.01), SystemClock())
+    portal = clients["portal"]
+    turns = Reserved(3)
+    portal.pace = Pace(0.01, clock=turns)  # a turn every 100 s
     before = requests_seen(sandbox, "portal")
+    assert [type(o) for o in portal.deliver(notices(1))] == [Accepted]  # the first turn is now
     found: Future[list[Outcome]] = Future()
-    sender = threading.Thread(target=lambda: found.set_result(portal.deliver(notices(3))))
+    sender = threading.Thread(target=lambda: found.set_result(portal.deliver(notices(2))))
     sender.start()
-    first = httpx.get(f"{sandbox}/_admin/portal/wait", params={"requests": before + 1, "timeout": 20}, timeout=30)
-    assert first.status_code == 200, "the first notice never reached the portal"
-    portal.cancel()  # the process stops: the two notices waiting for their slots give up at once
+    assert turns.all_taken.wait(20), "the two notices never asked for their turns"  # 100 and 200 s away
+    portal.halt()  # what a stopping worker does first: the waiting notices give up at once, unsent
     outcomes = found.result(timeout=20)
     sender.join()
-    portal.close()
-    assert type(outcomes[0]) is Accepted
-    assert [(type(o), getattr(o, "code", None)) for o in outcomes[1:]] == [(Retryable, "cancelled")] * 2
+    for client in clients.values():
+        client.close()
+    assert [(type(o), getattr(o, "code", None), getattr(o, "message", None)) for o in outcomes] == [
+        (Retryable, "not_sent", STOPPED)
+    ] * 2
     assert requests_seen(sandbox, "portal") - before == 1
 
 
 def test_credit_checks_share_the_national_limit_and_answer_at_once_when_it_has_no_turn(sandbox: str) -> None:
     settings = limited(sandbox, 0.01)
     settings.checks = CheckSettings(national_deadline_seconds=10)
-    delivery: TargetClient = build_clients(settings, SystemClock())["national"]
+    clients = build_clients(settings, SystemClock())
+    delivery = clients["national"]
     subjects = NationalSubjects(settings, SystemClock())
     try:
         assert delivery.pace is not None and subjects.pace is delivery.pace  # one limit per platform and process
         asked = subjects.start(make_uscc("914312001MA4L7P2K"))
         assert isinstance(asked, Future) and subjects.finish(asked, time.monotonic()).status == "answered"
-        refused = subjects.start(make_uscc("914312002MA4L7P2K"))  # the next slot is 100 s away: past the deadline
+        refused = subjects.start(make_uscc("914312002MA4L7P2K"))  # the next turn is 100 s away: past the deadline
         assert not isinstance(refused, Future) and refused.status == "throttled"
         assert refused.detail is not None and "rate limit (0.01/s)" in refused.detail
         assert requests_seen(sandbox, "national") == 1
     finally:
         subjects.close()
-        delivery.close()
+        for client in clients.values():
+            client.close()
