@@ -37,6 +37,9 @@ log = logging.getLogger("gateway.gate")
 
 # Codes that mean "the platform answered, it just said no to these items" are not failures of the target.
 _NOT_DOWN = {"429", "4290", "missing_result", "no_outcome"}
+# Codes of our own stop: the exchange was cut short or never sent because this process is stopping; the target
+# did nothing, so they count neither for nor against it.
+_OUR_STOP = {"cancelled", "not_sent"}
 SUCCESS_WRITE_SECONDS = 1.0  # how stale a shared last-success time may get
 
 
@@ -180,6 +183,7 @@ class Gate:
 
     def record(self, results: Sequence[AttemptResult]) -> None:
         """What one exchange with the target showed about its health, written where every process reads it."""
+        results = [r for r in results if not (r.result is Result.RETRYABLE and r.code in _OUR_STOP)]
         if not results:
             return
         now = self.clock.now()

@@ -138,3 +138,19 @@ def test_successes_are_written_at_most_once_a_second(store: Store) -> None:
     clock.advance(dt.timedelta(milliseconds=600))
     a.record(UP)
     assert store.target_health()["municipal"].last_success_at == clock.now()
+
+
+def test_our_own_stop_says_nothing_about_the_target(store: Store) -> None:
+    clock = ManualClock(NOW)
+    a, _ = gates(store, clock)
+    a.record(DOWN)
+    stopped = [
+        AttemptResult("k1", Result.RETRYABLE, code="cancelled", message="the gateway stopped"),
+        AttemptResult("k2", Result.RETRYABLE, code="not_sent", message="not sent: the gateway began to stop"),
+    ]
+    a.record(stopped)  # a second failure in a row would open the breaker (failures=2)
+    row = store.target_health()["municipal"]
+    assert (a.state, row.consecutive_failures, row.last_failure_code) == ("closed", 1, "500")
+    a.record([*stopped, *DOWN])  # cut short beside a real failure: the failure counts, under its own code
+    row = store.target_health()["municipal"]
+    assert (a.state, row.consecutive_failures, row.last_failure_code) == ("open", 2, "500")
