@@ -32,6 +32,7 @@ from adapters.transport import Transport, TransportError
 from schemas.enums import Kind
 
 _STALLED = {"timeout", "cancelled"}  # the target hangs, or we are stopping: send no more of this batch
+NOT_SENT_CODE = "not_sent"  # the item's request never went out: nothing was asked of the target
 NOT_SENT = "not sent: an earlier request of the same batch timed out or was cancelled"
 STOPPED = "not sent: the gateway began to stop while this request waited for its turn under the rate limit"
 
@@ -91,9 +92,9 @@ class TargetClient:
         process is stopping or its batch has ``stalled``: nothing went out, so nothing was asked of the target."""
         if self.pace is not None:
             if not self.pace.wait(self._halted):
-                raise TransportError("not_sent", STOPPED)
+                raise TransportError(NOT_SENT_CODE, STOPPED)
             if stalled is not None and stalled.is_set():
-                raise TransportError("not_sent", NOT_SENT)
+                raise TransportError(NOT_SENT_CODE, NOT_SENT)
         with self.transport.exchange():
             sent = self.auth.apply(exchange.request, self.now())
             reply = self.transport.send(sent)
@@ -133,7 +134,7 @@ class TargetClient:
                     return
                 ex = exchanges[at]
                 if stalled.is_set():
-                    answers[at] = [Retryable(k, "not_sent", NOT_SENT) for k in ex.keys], None
+                    answers[at] = [Retryable(k, NOT_SENT_CODE, NOT_SENT) for k in ex.keys], None
                     continue
                 found, excerpt = self._exchange(ex, stalled)
                 if any(isinstance(o, Retryable) and o.code in _STALLED for o in found):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from adapters import base
-from adapters.client import TargetClient
+from adapters.client import NOT_SENT_CODE, TargetClient
 from adapters.excerpts import Excerpt
 from gateway import logs
 from gateway.clock import Clock
@@ -51,10 +51,14 @@ def to_item(leased: Leased) -> base.Item:
     )
 
 
+def _unsent(outcome: AttemptResult | None) -> bool:
+    return outcome is not None and outcome.result is Result.RETRYABLE and outcome.code == NOT_SENT_CODE
+
+
 def _never_asked(outcomes: list[base.Outcome]) -> bool:
     """A results poll that never went out (the process is stopping while it waited for its turn under the rate
     limit): the platform was not asked, so its answer is still to come, not a failure of the delivery."""
-    return bool(outcomes) and all(isinstance(o, base.Retryable) and o.code == "not_sent" for o in outcomes)
+    return bool(outcomes) and all(isinstance(o, base.Retryable) and o.code == NOT_SENT_CODE for o in outcomes)
 
 
 def to_result(outcome: base.Outcome, excerpt: Excerpt | None = None) -> AttemptResult:
@@ -128,6 +132,10 @@ class DeliveryEngine:
             outcomes = {o.key: to_result(o, excerpts.get(o.key)) for o in found}
         if self.observe is not None:
             self.observe(target, list(outcomes.values()))
+        unsent = [x.id for x in leased if _unsent(outcomes.get(x.key))]
+        if unsent:  # never went out: due again, with no attempt spent on them
+            self.store.give_back(owner=self.owner, ids=unsent, now=self.clock.now())
+            leased = [x for x in leased if not _unsent(outcomes.get(x.key))]
         self._settle(target, leased, outcomes, started)
         return list(outcomes.values())
 

@@ -463,6 +463,31 @@ def still_processing(
         )
 
 
+def give_back(conn: Connection, *, owner: str, ids: Sequence[int], now: dt.datetime) -> int:
+    """Leased deliveries that were never sent (the rest of a stalled batch, or requests a stopping worker did not
+    make): due again now, with the attempt their lease counted taken back and no attempt written, so nobody gives
+    up on an item, or reads its history, for tries that never happened."""
+    if not ids:
+        return 0
+    among, given = _given(conn, ids)
+    first = delivery.c.attempts <= 1
+    return int(
+        conn.execute(
+            sa.update(delivery)
+            .where(among, delivery.c.lease_owner == owner, delivery.c.state == DeliveryState.IN_FLIGHT.value)
+            .values(
+                state=sa.case((first, DeliveryState.PENDING.value), else_=DeliveryState.RETRY_WAIT.value),
+                attempts=delivery.c.attempts - 1,
+                next_attempt_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            ),
+            given,
+        ).rowcount
+    )
+
+
 def extend(conn: Connection, *, owner: str, ids: Sequence[int], until: dt.datetime) -> int:
     """Keep leases alive while their batch is still being sent (a heartbeat, so slow batches are not reaped)."""
     if not ids:

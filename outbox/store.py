@@ -225,6 +225,9 @@ class Store:
     def still_processing(self, *, owner: str, ids: Sequence[int], next_at: dt.datetime, now: dt.datetime) -> None:
         self.db.transact(lambda c: leases.still_processing(c, owner=owner, ids=ids, next_at=next_at, now=now))
 
+    def give_back(self, *, owner: str, ids: Sequence[int], now: dt.datetime) -> int:
+        return self.db.transact(lambda c: leases.give_back(c, owner=owner, ids=ids, now=now))
+
     def extend_leases(self, *, owner: str, ids: Sequence[int], until: dt.datetime) -> int:
         return self.db.transact(lambda c: leases.extend(c, owner=owner, ids=ids, until=until))
 

@@ -252,3 +252,33 @@ def test_a_stopping_worker_hands_back_results_it_never_asked_for(
     # still awaiting its result, for the next poller, with no attempt spent and no failure recorded
     assert (row.state, row.attempts, row.lease_owner, row.last_code) == ("awaiting_result", 1, None, None)
     assert stats(sandbox, "national")["requests"] == asked
+
+
+def test_items_never_sent_go_back_due_with_no_attempt_spent(
+    store: Store, engine: DeliveryEngine, clients: dict[str, TargetClient], clock: ManualClock, sandbox: str
+) -> None:
+    for i in range(3):
+        post(store, clock, licence(f"G{i}"))
+    portal = clients["portal"]
+    portal.pace = Pace(0.001)
+    portal.pace.reserve()  # the next turn is 1,000 s away
+    portal.halt()  # the worker is stopping: the batch's requests give up waiting, unsent
+    assert [r.code for r in engine.push_once("portal")] == ["not_sent"] * 3
+    d, a = tables.delivery, tables.attempt
+    rows = store.db.read(lambda c: c.execute(sa.select(d).where(d.c.target == "portal")).all())
+    assert {(r.state, r.attempts, r.lease_owner, r.last_code) for r in rows} == {("pending", 0, None, None)}
+    tried = store.db.read(lambda c: c.execute(sa.select(sa.func.count()).select_from(a)).scalar_one())
+    assert tried == 0 and stats(sandbox, "portal")["requests"] == 0
+
+    # one tried before (its worker died) goes back to retry_wait with that earlier try kept
+    lease = dt.timedelta(seconds=60)
+    [first] = store.lease_due(target="municipal", owner="w", limit=1, now=clock.now(), lease_for=lease)
+    clock.advance(lease + dt.timedelta(seconds=1))
+    assert store.reap(now=clock.now()) == 1
+    leased = store.lease_due(target="municipal", owner="w", limit=3, now=clock.now(), lease_for=lease)
+    [again] = [x for x in leased if x.id == first.id]
+    assert again.attempts == 2
+    assert store.give_back(owner="other", ids=[again.id], now=clock.now()) == 0  # only its holder gives it back
+    assert store.give_back(owner="w", ids=[again.id], now=clock.now()) == 1
+    row = store.db.read(lambda c: c.execute(sa.select(d).where(d.c.id == again.id)).one())
+    assert (row.state, row.attempts, row.lease_owner, row.next_attempt_at) == ("retry_wait", 1, None, clock.now())
