@@ -28,11 +28,10 @@ from adapters.base import (
 )
 from adapters.excerpts import Excerpt, failed, reply_excerpt, request_excerpt
 from adapters.pace import Pace
-from adapters.transport import Transport, TransportError
+from adapters.transport import NOT_SENT_CODE, Transport, TransportError
 from schemas.enums import Kind
 
 _STALLED = {"timeout", "cancelled"}  # the target hangs, or we are stopping: send no more of this batch
-NOT_SENT_CODE = "not_sent"  # the item's request never went out: nothing was asked of the target
 NOT_SENT = "not sent: an earlier request of the same batch timed out or was cancelled"
 STOPPED = "not sent: the gateway began to stop while this request waited for its turn under the rate limit"
 
@@ -76,6 +75,10 @@ class TargetClient:
         """Send nothing new that waits for a turn under the rate limit (the process is stopping): those requests
         end at once as ``not_sent``, while exchanges already under way go on."""
         self._halted.set()
+
+    @property
+    def halted(self) -> bool:
+        return self._halted.is_set()
 
     def cancel(self) -> None:
         """End the exchanges under way with this target now (the process is stopping): they become retryable."""

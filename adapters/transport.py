@@ -28,6 +28,7 @@ from adapters.replies import MAX_REPLY_BYTES
 from adapters.wire import Deadlines, TooLarge, WireTransport
 
 DEADLINE_FACTOR = 3  # without a configured deadline: three times the per-operation timeout
+NOT_SENT_CODE = "not_sent"  # the request never went out: nothing was asked of the target
 
 
 class TransportError(Exception):
@@ -100,7 +101,7 @@ class Transport:
 
     def send(self, request: Request) -> Reply:
         if self.stopping.is_set():  # the wire refuses too; a client made elsewhere would still send
-            raise TransportError("cancelled", "the gateway stopped: nothing more is sent")
+            raise TransportError(NOT_SENT_CODE, "not sent: the gateway stopped")
         with self.exchange():
             try:
                 return self._send(request)

@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from adapters import base
-from adapters.client import NOT_SENT_CODE, TargetClient
+from adapters.client import TargetClient
 from adapters.excerpts import Excerpt
+from adapters.transport import NOT_SENT_CODE
 from gateway import logs
 from gateway.clock import Clock
 from outbox.errors import StoreError
@@ -132,12 +133,16 @@ class DeliveryEngine:
             outcomes = {o.key: to_result(o, excerpts.get(o.key)) for o in found}
         if self.observe is not None:
             self.observe(target, list(outcomes.values()))
-        unsent = [x.id for x in leased if _unsent(outcomes.get(x.key))]
-        if unsent:  # never went out: due again, with no attempt spent on them
-            self.store.give_back(owner=self.owner, ids=unsent, now=self.clock.now())
-            leased = [x for x in leased if not _unsent(outcomes.get(x.key))]
-        self._settle(target, leased, outcomes, started)
-        return list(outcomes.values())
+        unsent = [x for x in leased if _unsent(outcomes.get(x.key))]
+        if not unsent:
+            self._settle(target, leased, outcomes, started)
+            return list(outcomes.values())
+        # what was sent is settled first (its outcome must not wait on anything else); what never went out is due
+        # again, with no attempt spent on it, and is not reported: a push that sent nothing returns nothing
+        sent = [x for x in leased if not _unsent(outcomes.get(x.key))]
+        self._settle(target, sent, outcomes, started)
+        self.store.give_back(owner=self.owner, ids=[x.id for x in unsent], now=self.clock.now())
+        return [outcomes[x.key] for x in sent if x.key in outcomes]
 
     @contextlib.contextmanager
     def _heartbeat(self, ids: list[int]) -> Iterator[None]:

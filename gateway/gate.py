@@ -183,10 +183,14 @@ class Gate:
 
     def record(self, results: Sequence[AttemptResult]) -> None:
         """What one exchange with the target showed about its health, written where every process reads it."""
-        results = [r for r in results if not (r.result is Result.RETRYABLE and r.code in _OUR_STOP)]
         if not results:
             return
         now = self.clock.now()
+        results = [r for r in results if not (r.result is Result.RETRYABLE and r.code in _OUR_STOP)]
+        if not results:  # all cut short by our own stop; a probe of ours then ends, so another process may probe
+            if self.health.breaker == "half_open" and self.health.probe_owner == self.owner:
+                self.book.change(self.target, now, lambda row: _end_probe(row, self.owner, now))
+            return
         exchange = exchange_of(results)
         h = self.health
         if (
@@ -221,6 +225,10 @@ class Gate:
 
     def status(self) -> dict[str, object]:
         return describe(self.health, self.clock.now(), self.alert_after)
+
+
+def _end_probe(row: TargetHealth, owner: str, now: dt.datetime) -> TargetHealth:
+    return replace(row, probe_until=now) if row.breaker == "half_open" and row.probe_owner == owner else row
 
 
 def for_target(settings: Settings, clock: Clock, target: str, owner: str, book: HealthBook) -> Gate:

@@ -192,7 +192,7 @@ class Worker:
         if target in self.paused():
             return
         gate, client = self.gates[target], self.clients[target]
-        while not self._stopping.is_set() and gate.may_send():
+        while not self._stopping.is_set() and not client.halted and gate.may_send():
             results = self.engine.push_once(target, gate.batch_limit(client.adapter.max_items))
             if not results:
                 return

@@ -465,8 +465,9 @@ def still_processing(
 
 def give_back(conn: Connection, *, owner: str, ids: Sequence[int], now: dt.datetime) -> int:
     """Leased deliveries that were never sent (the rest of a stalled batch, or requests a stopping worker did not
-    make): due again now, with the attempt their lease counted taken back and no attempt written, so nobody gives
-    up on an item, or reads its history, for tries that never happened."""
+    make): due again in their old place in the queue (``next_attempt_at`` is kept, and was past when they were
+    leased), with the attempt their lease counted taken back and no attempt written, so nobody gives up on an
+    item, or reads its history, for tries that never happened."""
     if not ids:
         return 0
     among, given = _given(conn, ids)
@@ -478,7 +479,6 @@ def give_back(conn: Connection, *, owner: str, ids: Sequence[int], now: dt.datet
             .values(
                 state=sa.case((first, DeliveryState.PENDING.value), else_=DeliveryState.RETRY_WAIT.value),
                 attempts=delivery.c.attempts - 1,
-                next_attempt_at=now,
                 lease_owner=None,
                 lease_expires_at=None,
                 updated_at=now,

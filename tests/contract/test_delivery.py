@@ -21,6 +21,7 @@ from gateway.clock import ManualClock
 from gateway.delivery import DeliveryEngine, platform_record_id
 from gateway.settings import Settings
 from gateway.targets import build_clients, point_at_sandbox
+from gateway.worker import Worker
 from outbox import tables
 from outbox.ingest import Actor, Incoming
 from outbox.lifecycle import RetryPolicy
@@ -263,22 +264,63 @@ def test_items_never_sent_go_back_due_with_no_attempt_spent(
     portal.pace = Pace(0.001)
     portal.pace.reserve()  # the next turn is 1,000 s away
     portal.halt()  # the worker is stopping: the batch's requests give up waiting, unsent
-    assert [r.code for r in engine.push_once("portal")] == ["not_sent"] * 3
+    assert engine.push_once("portal") == []  # nothing sent, nothing to report
     d, a = tables.delivery, tables.attempt
     rows = store.db.read(lambda c: c.execute(sa.select(d).where(d.c.target == "portal")).all())
     assert {(r.state, r.attempts, r.lease_owner, r.last_code) for r in rows} == {("pending", 0, None, None)}
     tried = store.db.read(lambda c: c.execute(sa.select(sa.func.count()).select_from(a)).scalar_one())
     assert tried == 0 and stats(sandbox, "portal")["requests"] == 0
-
-    # one tried before (its worker died) goes back to retry_wait with that earlier try kept
     lease = dt.timedelta(seconds=60)
+    assert len(store.lease_due(target="portal", owner="w", limit=10, now=clock.now(), lease_for=lease)) == 3
+
+    # one tried before (its worker died) goes back to retry_wait with that try, its code and its place kept
     [first] = store.lease_due(target="municipal", owner="w", limit=1, now=clock.now(), lease_for=lease)
     clock.advance(lease + dt.timedelta(seconds=1))
-    assert store.reap(now=clock.now()) == 1
+    reaped_at = clock.now()
+    assert store.reap(now=reaped_at) == 4  # that one, and the three portal ones leased above
     leased = store.lease_due(target="municipal", owner="w", limit=3, now=clock.now(), lease_for=lease)
     [again] = [x for x in leased if x.id == first.id]
     assert again.attempts == 2
+    clock.advance(dt.timedelta(seconds=5))
     assert store.give_back(owner="other", ids=[again.id], now=clock.now()) == 0  # only its holder gives it back
     assert store.give_back(owner="w", ids=[again.id], now=clock.now()) == 1
     row = store.db.read(lambda c: c.execute(sa.select(d).where(d.c.id == again.id)).one())
-    assert (row.state, row.attempts, row.lease_owner, row.next_attempt_at) == ("retry_wait", 1, None, clock.now())
+    assert (row.state, row.attempts, row.lease_owner, row.last_code) == ("retry_wait", 1, None, "lease_expired")
+    assert row.next_attempt_at == reaped_at
+
+
+def test_a_stalled_batch_spends_attempts_only_on_what_it_sent(store: Store, clock: ManualClock, sandbox: str) -> None:
+    settings = Settings()
+    point_at_sandbox(settings, sandbox)
+    settings.targets.portal.exchange_deadline_seconds = 0.5
+    portal = build_clients(settings, clock)["portal"]
+    engine = DeliveryEngine(store, {"portal": portal}, clock, owner="worker-a", policies={"portal": RetryPolicy()})
+    httpx.put(f"{sandbox}/_admin/portal/faults", json={"timeout_rate": 1, "hang_seconds": 2}).raise_for_status()
+    for i in range(8):
+        post(store, clock, licence(f"S{i}"))
+    try:
+        codes = [r.code for r in engine.push_once("portal")]  # four at a time time out; the rest is not sent
+    finally:
+        portal.close()
+    assert set(codes) == {"timeout"} and 1 <= len(codes) <= 4
+    d, a = tables.delivery, tables.attempt
+    rows = store.db.read(lambda c: c.execute(sa.select(d).where(d.c.target == "portal")).all())
+    timed_out = [r for r in rows if r.state == "retry_wait"]
+    assert {(r.attempts, r.last_code) for r in timed_out} == {(1, "timeout")} and len(timed_out) == len(codes)
+    assert {(r.state, r.attempts, r.lease_owner) for r in rows if r not in timed_out} == {("pending", 0, None)}
+    tried = store.db.read(lambda c: c.execute(sa.select(a.c.delivery_id)).scalars().all())
+    assert sorted(tried) == sorted(r.id for r in timed_out)
+
+
+def test_a_halted_client_is_not_leased_for(
+    store: Store, clients: dict[str, TargetClient], clock: ManualClock, sandbox: str
+) -> None:
+    settings = Settings()
+    point_at_sandbox(settings, sandbox)
+    post(store, clock, licence("W1"))
+    worker = Worker(settings, store, clients, clock)  # not started: its drain is called here, once
+    clients["portal"].halt()  # what a stopping process does (the grace period's cancel too)
+    worker.drain("portal")
+    d = tables.delivery
+    row = store.db.read(lambda c: c.execute(sa.select(d).where(d.c.target == "portal")).one())
+    assert (row.state, row.attempts) == ("pending", 0)

@@ -154,3 +154,16 @@ def test_our_own_stop_says_nothing_about_the_target(store: Store) -> None:
     a.record([*stopped, *DOWN])  # cut short beside a real failure: the failure counts, under its own code
     row = store.target_health()["municipal"]
     assert (a.state, row.consecutive_failures, row.last_failure_code) == ("open", 2, "500")
+
+
+def test_a_probe_cut_short_by_our_stop_lets_another_process_probe(store: Store) -> None:
+    clock = ManualClock(NOW)
+    a, b = gates(store, clock)
+    a.record(DOWN)
+    a.record(DOWN)
+    clock.advance(dt.timedelta(seconds=31))
+    assert a.may_send() and not b.may_send()  # a probes
+    a.record([AttemptResult("k", Result.RETRYABLE, code="not_sent", message="not sent: the gateway stopped")])
+    assert b.may_send()  # a stopped before probing: b need not wait out a's claim
+    row = store.target_health()["municipal"]
+    assert (row.breaker, row.probe_owner, row.consecutive_failures) == ("half_open", "worker-b", 2)
