@@ -67,13 +67,19 @@ def test_one_breaker_for_two_processes_and_one_prober(store: Store) -> None:
     assert (row.breaker, row.consecutive_failures, row.last_success_at) == ("closed", 0, clock.now())
 
 
-def test_a_failed_probe_reopens_and_a_dead_prober_loses_its_claim(store: Store) -> None:
+def a_probes(store: Store) -> tuple[ManualClock, Gate, Gate]:
+    """Two failures opened the breaker, its open time ran out, and process a took the probe."""
     clock = ManualClock(NOW)
     a, b = gates(store, clock)
     a.record(DOWN)
     a.record(DOWN)
     clock.advance(dt.timedelta(seconds=31))
-    assert a.may_send()
+    assert a.may_send() and not b.may_send()
+    return clock, a, b
+
+
+def test_a_failed_probe_reopens_and_a_dead_prober_loses_its_claim(store: Store) -> None:
+    clock, a, b = a_probes(store)
     a.record(DOWN)  # the probe failed: open again, for another open time
     assert b.state == "open" and store.target_health()["municipal"].opened_at == clock.now()
     clock.advance(dt.timedelta(seconds=31))
@@ -157,12 +163,7 @@ def test_our_own_stop_says_nothing_about_the_target(store: Store) -> None:
 
 
 def test_a_probe_cut_short_by_our_stop_lets_another_process_probe(store: Store) -> None:
-    clock = ManualClock(NOW)
-    a, b = gates(store, clock)
-    a.record(DOWN)
-    a.record(DOWN)
-    clock.advance(dt.timedelta(seconds=31))
-    assert a.may_send() and not b.may_send()  # a probes
+    _, a, b = a_probes(store)
     a.record([AttemptResult("k", Result.RETRYABLE, code="not_sent", message="not sent: the gateway stopped")])
     assert b.may_send()  # a stopped before probing: b need not wait out a's claim
     row = store.target_health()["municipal"]
