@@ -133,15 +133,16 @@ class DeliveryEngine:
             outcomes = {o.key: to_result(o, excerpts.get(o.key)) for o in found}
         if self.observe is not None:
             self.observe(target, list(outcomes.values()))
-        unsent = [x for x in leased if _unsent(outcomes.get(x.key))]
+        unsent = {x.key for x in leased if _unsent(outcomes.get(x.key))}
         if not unsent:
             self._settle(target, leased, outcomes, started)
             return list(outcomes.values())
         # what was sent is settled first (its outcome must not wait on anything else); what never went out is due
         # again, with no attempt spent on it, and is not reported: a push that sent nothing returns nothing
-        sent = [x for x in leased if not _unsent(outcomes.get(x.key))]
-        self._settle(target, sent, outcomes, started)
-        self.store.give_back(owner=self.owner, ids=[x.id for x in unsent], now=self.clock.now())
+        sent = [x for x in leased if x.key not in unsent]
+        if sent:
+            self._settle(target, sent, outcomes, started)
+        self.store.give_back(owner=self.owner, ids=[x.id for x in leased if x.key in unsent], now=self.clock.now())
         return [outcomes[x.key] for x in sent if x.key in outcomes]
 
     @contextlib.contextmanager

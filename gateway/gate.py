@@ -188,7 +188,8 @@ class Gate:
         now = self.clock.now()
         results = [r for r in results if not (r.result is Result.RETRYABLE and r.code in _OUR_STOP)]
         if not results:  # all cut short by our own stop; a probe of ours then ends, so another process may probe
-            if self.health.breaker == "half_open" and self.health.probe_owner == self.owner:
+            h = self.health
+            if h.breaker == "half_open" and h.probe_owner == self.owner:
                 self.book.change(self.target, now, lambda row: _end_probe(row, self.owner, now))
             return
         exchange = exchange_of(results)

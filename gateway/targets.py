@@ -85,8 +85,11 @@ def pace_of(name: str, target: TargetSettings) -> Pace | None:
     per_second = target.rate_limit_per_second
     if per_second is None:
         return None
+    key = (name, target.base_url, per_second)
     with _PACES_LOCK:
-        return _PACES.setdefault((name, target.base_url, per_second), Pace(per_second))
+        if key not in _PACES:
+            _PACES[key] = Pace(per_second)
+        return _PACES[key]
 
 
 def point_at_sandbox(settings: Settings, base: str) -> None:
